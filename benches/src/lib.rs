@@ -1,0 +1,1 @@
+//! Shared helpers for scalegemm's benchmarks (input generation).

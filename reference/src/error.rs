@@ -1,0 +1,70 @@
+use thiserror::Error;
+
+/// Everything the reference rejects. Tensor names are the argument names of the
+/// function that failed (`"a"`, `"sfb"`, `"grouped_layout"`, ...); coordinates are
+/// logical (row, column) of that tensor, or (group, row, column) where stated.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// A dimension or a tensor's logical shape does not match what the operation needs.
+    #[error("shape mismatch for `{tensor}`: expected {expected}, got {got}")]
+    Shape {
+        /// Offending tensor or argument.
+        tensor: &'static str,
+        /// What was required, e.g. `"[7, 9]"`.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// A strided view would read or write outside its buffer, or its strides overlap
+    /// where they must not (an output view whose rows alias each other).
+    #[error("invalid strides for `{tensor}`: {reason}")]
+    Stride {
+        /// Offending tensor.
+        tensor: &'static str,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
+    /// A NaN or ±inf in an input to quantization: the reference never invents numbers.
+    #[error("non-finite value {value} in `{tensor}` at [{row}, {col}]")]
+    NonFinite {
+        /// Offending tensor.
+        tensor: &'static str,
+        /// Row of the first offending element (row-major scan).
+        row: usize,
+        /// Column of the first offending element.
+        col: usize,
+        /// The value found.
+        value: f32,
+    },
+    /// A scale factor that is not finite and positive, or that the recipe requires to be
+    /// a power of two (UE8M0) but is not.
+    #[error("invalid scale {value} in `{tensor}` at index {index}: {reason}")]
+    Scale {
+        /// Offending scale tensor.
+        tensor: &'static str,
+        /// Flat index (row-major over the logical scale shape).
+        index: usize,
+        /// The scale value found.
+        value: f32,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// A group index or group size outside its valid range.
+    #[error("invalid group data in `{tensor}` at index {index}: {reason}")]
+    Group {
+        /// Offending tensor (`"grouped_layout"`, `"masked_m"`, `"ks"`, ...).
+        tensor: &'static str,
+        /// Flat index of the offending entry.
+        index: usize,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// An argument outside its allowed set (granularity, recipe combination, ...).
+    #[error("invalid argument `{name}`: {reason}")]
+    Argument {
+        /// Argument name.
+        name: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
