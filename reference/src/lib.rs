@@ -1,7 +1,7 @@
 //! `scalegemm-reference`: the exact CPU reference every `scalegemm` kernel is judged against.
 //!
 //! Pure Rust, no GPU, no `unsafe`. It holds
-//! - [`format`]: bit-exact codecs for E4M3, E5M2, E2M1 (FP4), UE8M0 and a correctly
+//! - [`format`](mod@format): bit-exact codecs for E4M3, E5M2, E2M1 (FP4), UE8M0 and a correctly
 //!   rounded f64 → BF16 (OCP OFP8 v1.0, OCP MX v1.0; DESIGN §3.1);
 //! - [`quant`]: the quantization recipes inference stacks use (per-token 1×G, per-block
 //!   G×G, per-channel; FP32 or UE8M0 scales; FP4 packing) and the scale-factor layouts
