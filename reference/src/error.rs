@@ -36,8 +36,9 @@ pub enum Error {
         /// The value found.
         value: f32,
     },
-    /// A scale factor that is not finite and positive, or that the recipe requires to be
-    /// a power of two (UE8M0) but is not.
+    /// A scale factor the recipe does not allow: not finite, not positive where a
+    /// quantization recipe needs a positive scale, or not a power of two where the
+    /// recipe is UE8M0.
     #[error("invalid scale {value} in `{tensor}` at index {index}: {reason}")]
     Scale {
         /// Offending scale tensor.

@@ -11,6 +11,26 @@
 //!   (DESIGN §3.2).
 //!
 //! Every fallible function returns [`Error`]; nothing here panics on bad input.
+//!
+//! # Example: the DeepSeek FP8 recipe, end to end
+//! ```
+//! use scalegemm_reference::{gemm::*, quant::*};
+//!
+//! let (m, n, k) = (7, 576, 1152);
+//! let x: Vec<f32> = (0..m * k).map(|i| (i as f32).sin()).collect();
+//! let w: Vec<f32> = (0..n * k).map(|i| (i as f32).cos()).collect();
+//! let qa = per_token_cast(&x, m, k, 128, Elem::E4M3, ScaleRound::Fp32)?; // 1x128
+//! let qb = per_block_cast(&w, n, k, 128, Elem::E4M3, ScaleRound::Fp32)?; // 128x128
+//! let sa = MatView::k_major(&qa.scales, qa.scale_rows, qa.scale_cols, qa.scale_cols)?;
+//! let sb = MatView::k_major(&qb.scales, qb.scale_rows, qb.scale_cols, qb.scale_cols)?;
+//! let a = Fp8Operand::new(MatView::k_major(&qa.codes, m, k, k)?, Scales::F32(sa), Fp8Recipe::PerToken)?;
+//! let b = Fp8Operand::new(MatView::k_major(&qb.codes, n, k, k)?, Scales::F32(sb), Fp8Recipe::PerBlock)?;
+//! let mut d = vec![half::bf16::ZERO; m * n];
+//! gemm(&a.into(), &b.into(), None, &mut OutView::new(OutBuf::Bf16(&mut d), m, n, n)?)?;
+//! // Every element of `d` is the correctly rounded exact value of A·Bᵀ.
+//! assert!(d.iter().all(|v| v.is_finite()));
+//! # Ok::<(), scalegemm_reference::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -100,6 +100,8 @@ pub fn m_grouped_gemm_contiguous(
     for bg in b {
         check_pair(a, bg)?;
         check_k("b", a.k(), bg.k())?;
+        // every group's scales before the first write: a bad group leaves D untouched
+        bg.check_scales("sfb")?;
     }
     let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); b.len()];
     match layout {
@@ -115,7 +117,13 @@ pub fn m_grouped_gemm_contiguous(
                 match usize::try_from(g) {
                     Ok(g) if g < b.len() => rows_of[g].push(r),
                     _ if g == -1 => {}
-                    _ => return Err(group_err("grouped_layout", r, format!("{g} not in -1..{}", b.len()))),
+                    _ => {
+                        return Err(group_err(
+                            "grouped_layout",
+                            r,
+                            format!("{g} not in -1..{}", b.len()),
+                        ))
+                    }
                 }
             }
         }
@@ -135,8 +143,18 @@ pub fn m_grouped_gemm_contiguous(
                 let end = usize::try_from(e)
                     .ok()
                     .filter(|&e| e >= prev_end && e <= m)
-                    .ok_or_else(|| group_err("grouped_layout", g, format!("end {e} not in {prev_end}..={m}")))?;
-                let start = if g == 0 { 0 } else { prev_end.next_multiple_of(align) };
+                    .ok_or_else(|| {
+                        group_err(
+                            "grouped_layout",
+                            g,
+                            format!("end {e} not in {prev_end}..={m}"),
+                        )
+                    })?;
+                let start = if g == 0 {
+                    0
+                } else {
+                    prev_end.next_multiple_of(align)
+                };
                 rows_of[g].extend(start..end.max(start));
                 prev_end = end;
             }
@@ -180,6 +198,7 @@ pub fn m_grouped_gemm_masked(
     for (g, (&mm, bg)) in masked_m.iter().zip(b).enumerate() {
         check_pair(a, bg)?;
         check_k("b", a.k(), bg.k())?;
+        bg.check_scales("sfb")?;
         let mm = usize::try_from(mm)
             .ok()
             .filter(|&x| x <= max_m)
@@ -221,6 +240,8 @@ pub fn k_grouped_gemm(
     for (ag, bg) in a.iter().zip(b) {
         check_pair(ag, bg)?;
         check_k("b", ag.k(), bg.k())?;
+        ag.check_scales("sfa")?;
+        bg.check_scales("sfb")?;
         if ag.rows() != m {
             return Err(Error::Shape {
                 tensor: "a",
@@ -231,7 +252,13 @@ pub fn k_grouped_gemm(
     }
     for (g, (ag, bg)) in a.iter().zip(b).enumerate() {
         let rows: Vec<usize> = (g * m..(g + 1) * m).collect();
-        product_rows(&ag.dequantize("sfa")?, &bg.dequantize("sfb")?, c.as_ref(), d, &rows);
+        product_rows(
+            &ag.dequantize("sfa")?,
+            &bg.dequantize("sfb")?,
+            c.as_ref(),
+            d,
+            &rows,
+        );
     }
     Ok(())
 }

@@ -291,6 +291,31 @@ impl Operand<'_> {
         }
     }
 
+    /// The checked scale values as exact f64, row-major, with the number of rows per
+    /// scale and the K width per scale (no values for BF16).
+    fn scale_values(&self, tensor: &'static str) -> Result<(Vec<f64>, usize, usize)> {
+        let (rows, k) = (self.rows(), self.k());
+        let (scales, g, w) = match self {
+            Operand::Fp8(o) => {
+                let g = match o.recipe {
+                    Fp8Recipe::PerToken => 1,
+                    Fp8Recipe::PerBlock => 128,
+                };
+                (&o.scales, g, FP8_GRAN_K)
+            }
+            Operand::Fp4(o) => (&o.scales, 1, o.group.width()),
+            Operand::Bf16(_) => return Ok((Vec::new(), 1, 1)),
+        };
+        let values = scales.checked(tensor, rows.div_ceil(g), k.div_ceil(w))?;
+        Ok((values, g, w))
+    }
+
+    /// Checks the scale values as [`Operand::dequantize`] does, so a grouped GEMM can
+    /// reject a bad group before writing any output.
+    pub(crate) fn check_scales(&self, tensor: &'static str) -> Result<()> {
+        self.scale_values(tensor).map(|_| ())
+    }
+
     /// Dequantizes to exact f64 values, row-major `[rows, K]` (each is a code value
     /// times an f32 or power-of-two scale: at most 28 significant bits, exact).
     pub(crate) fn dequantize(&self, tensor: &'static str) -> Result<Dense> {
@@ -300,32 +325,27 @@ impl Operand<'_> {
             return Ok(Dense { rows, k, vals });
         }
         let rows_mut = vals.par_chunks_mut(k).enumerate();
+        let (s, g, w) = self.scale_values(tensor)?;
         match self {
             Operand::Fp8(o) => {
-                let g = match o.recipe {
-                    Fp8Recipe::PerToken => 1,
-                    Fp8Recipe::PerBlock => 128,
-                };
-                let kb = k.div_ceil(FP8_GRAN_K);
-                let s = o.scales.checked(tensor, rows.div_ceil(g), kb)?;
+                let kb = k.div_ceil(w);
                 let lut: Vec<f64> = (0..=255u8).map(|c| e4m3::decode(c) as f64).collect();
                 rows_mut.for_each(|(r, out)| {
                     let s = &s[(r / g) * kb..][..kb];
                     for (c, v) in out.iter_mut().enumerate() {
-                        *v = lut[o.codes.get(r, c) as usize] * s[c / FP8_GRAN_K];
+                        *v = lut[o.codes.get(r, c) as usize] * s[c / w];
                     }
                 });
             }
             Operand::Fp4(o) => {
-                let w = o.group.width();
                 let kb = k.div_ceil(w);
-                let s = o.scales.checked(tensor, rows, kb)?;
                 let lut: Vec<f64> = (0..16u8).map(|c| e2m1::decode(c) as f64).collect();
                 rows_mut.for_each(|(r, out)| {
+                    let s = &s[r * kb..][..kb];
                     for (c, v) in out.iter_mut().enumerate() {
                         let byte = o.packed.get(r, c / 2);
                         let code = if c % 2 == 0 { byte & 0xF } else { byte >> 4 };
-                        *v = lut[code as usize] * s[r * kb + c / w];
+                        *v = lut[code as usize] * s[c / w];
                     }
                 });
             }

@@ -100,7 +100,12 @@ impl<'a, T: Copy> MatView<'a, T> {
     }
 
     /// Errors with [`Error::Shape`] naming `tensor` unless the view is `[rows, cols]`.
-    pub(crate) fn expect_shape(&self, tensor: &'static str, rows: usize, cols: usize) -> Result<()> {
+    pub(crate) fn expect_shape(
+        &self,
+        tensor: &'static str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         if self.rows != rows || self.cols != cols {
             return Err(Error::Shape {
                 tensor,
