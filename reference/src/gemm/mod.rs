@@ -41,7 +41,7 @@ pub use operand::{Fp4Group, Fp4Operand, Fp8Operand, Fp8Recipe, Operand, Scales, 
 pub use view::{MatView, OutBuf, OutView};
 
 use crate::{Error, Result};
-use exact::{gamma, two_prod, ExactSum};
+use exact::{dot2, gamma, two_prod, ExactSum};
 use faer::{linalg::matmul::matmul, Accum, MatMut, MatRef, Par};
 use operand::{check_pair, Dense};
 use rayon::prelude::*;
@@ -356,8 +356,12 @@ fn product_rows(
                     target.round(cv + 0.0, 0.0)
                 } else {
                     let v = cv + *out;
-                    let bound = gamma * (scale + cv.abs());
-                    target.certified(v, bound).unwrap_or_else(|| {
+                    let abs_sum = scale + cv.abs();
+                    let certified = target.certified(v, gamma * abs_sum).or_else(|| {
+                        let (v2, bound2) = dot2(ar, br, cv, abs_sum);
+                        target.certified(v2, bound2)
+                    });
+                    certified.unwrap_or_else(|| {
                         sum.clear();
                         sum.add(cv);
                         for (&x, &y) in ar.iter().zip(br) {
