@@ -94,8 +94,13 @@ impl<'a, T: Copy> MatView<'a, T> {
         self.cols
     }
 
-    /// Element `(r, c)`; the caller keeps `r < rows`, `c < cols` (checked by indexing).
-    pub fn get(&self, r: usize, c: usize) -> T {
+    /// Element `(r, c)`, or `None` outside `[rows, cols]`.
+    pub fn try_get(&self, r: usize, c: usize) -> Option<T> {
+        (r < self.rows && c < self.cols).then(|| self.get(r, c))
+    }
+
+    /// Element `(r, c)`; callers inside the crate keep `r < rows`, `c < cols`.
+    pub(crate) fn get(&self, r: usize, c: usize) -> T {
         self.data[r * self.row_stride + c * self.col_stride]
     }
 
