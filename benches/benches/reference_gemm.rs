@@ -6,7 +6,7 @@
 //! `cargo bench -p scalegemm-bench --bench reference_gemm` (set
 //! `SCALEGEMM_BENCH_LARGE=1` to include 4096x7168x7168).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use half::bf16;
 use scalegemm_bench::Fp8Inputs;
 use scalegemm_reference::gemm::{gemm, Fp8Operand, Fp8Recipe, MatView, OutBuf, OutView, Scales};
@@ -42,7 +42,6 @@ fn bench(c: &mut Criterion) {
     for (m, n, k) in shapes {
         let x = Fp8Inputs::new(m, n, k, 1);
         let mut d = vec![bf16::ZERO; m * n];
-        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{m}x{n}x{k}")),
             &x,
