@@ -192,7 +192,7 @@ mod tests {
             ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         };
         let mut checked = 0;
-        for trial in 0..400 {
+        for trial in 0..400usize {
             let k = 1 + trial % 300;
             let a: Vec<f64> = (0..k)
                 .map(|i| next() * 2f64.powi((i % 40) as i32 - 20))
