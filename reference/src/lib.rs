@@ -8,7 +8,8 @@
 //!   the kernels read;
 //! - [`gemm`]: `D = C + A·Bᵀ` for FP8×FP8 (1D2D, 1D1D), FP8×FP4, BF16×BF16 over any
 //!   layout, dense and grouped (contiguous, masked, K-grouped), exact to the final cast
-//!   (DESIGN §3.2).
+//!   (DESIGN §3.2);
+//! - [`hopper`]: bit-level model of Hopper `wgmma` accumulation, its FP8 GEMM and error bound.
 //!
 //! Every fallible function returns [`Error`]; nothing here panics on bad input.
 //!
@@ -37,6 +38,7 @@
 mod error;
 pub mod format;
 pub mod gemm;
+pub mod hopper;
 pub mod quant;
 
 pub use error::Error;

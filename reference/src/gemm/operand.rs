@@ -157,6 +157,19 @@ impl<'a> Fp8Operand<'a> {
     pub fn k(&self) -> usize {
         self.codes.cols()
     }
+
+    /// The E4M3 codes, logical `[rows, K]` (read by the bit-level model in
+    /// [`crate::hopper`]).
+    pub(crate) fn codes(&self) -> MatView<'a, u8> {
+        self.codes
+    }
+
+    /// The checked scale values as exact f64, row-major `[ceil(rows/g), ceil(K/128)]`,
+    /// with `g` (rows per scale), as [`Operand::dequantize`] checks them.
+    pub(crate) fn checked_scales(&self, tensor: &'static str) -> Result<(Vec<f64>, usize)> {
+        let (values, g, _) = Operand::Fp8(*self).scale_values(tensor)?;
+        Ok((values, g))
+    }
 }
 
 /// Per-group scale granularity of FP4 along K.
