@@ -10,6 +10,8 @@
 //!   layout, dense and grouped (contiguous, masked, K-grouped), exact to the final cast
 //!   (DESIGN §3.2);
 //! - [`hopper`]: bit-level model of Hopper `wgmma` accumulation, its FP8 GEMM and error bound.
+//! - [`attention`]: the lightning indexer's MQA logits (DeepGEMM `fp8_mqa_logits`,
+//!   `fp8_paged_mqa_logits` and their FP4 variants), paged and non-paged.
 //!
 //! Every fallible function returns [`Error`]; nothing here panics on bad input.
 //!
@@ -35,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attention;
 mod error;
 pub mod format;
 pub mod gemm;
