@@ -1378,9 +1378,9 @@ fn m_grouped_contiguous_per_row_with_padding_empty_group_unsorted() {
 fn m_grouped_contiguous_psum_layout_align_128_and_1() {
     let mut r = rng(81);
     let (n, k) = (20, 128);
-    // (ends, align, M): each group owns [round_up(prev_end, align), end).
-    let cases: [(&[i32], usize, usize); 2] =
-        [(&[5, 5, 140, 140], 128, 150), (&[3, 3, 10, 10], 1, 12)];
+    // (ends, align, M): each group owns [round_up(prev_end, align), end); group 1 of the
+    // first case is empty (its end is the aligned start), as DeepGEMM encodes it.
+    let cases: [(&[i32], usize, usize); 2] = [(&[5, 128, 140], 128, 150), (&[3, 3, 10, 10], 1, 12)];
     for (ends, align, m) in cases {
         let groups = ends.len();
         let a = Fp8::random(&mut r, m, k, Fp8Recipe::PerToken, ScaleGen::WideF32);
@@ -1906,6 +1906,17 @@ fn errors_grouped_layouts() {
             "{ends:?}: {e:?}"
         );
     }
+    // an end below the previous end rounded up to the alignment (DeepGEMM would
+    // underflow its unsigned group size)
+    let e = run(
+        MGroupLayout::Psum {
+            ends: &[3, 3],
+            align: 4,
+        },
+        &mut d,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Group { index: 1, .. }), "{e:?}");
     let e = run(
         MGroupLayout::Psum {
             ends: &[3],
@@ -2137,4 +2148,93 @@ fn oracle_rounding_matches_hardware_casts() {
         round_bits(&ex.sub(&Exact::from_dy(Dy::new(1, -79))), Fmt::Bf16),
         0x3F80
     );
+}
+
+/// Rows a grouped GEMM never reads (`-1` padding rows, rows `>= masked_m`) may hold
+/// garbage scales and NaN codes, as DeepGEMM's uninitialised padding does; the used rows
+/// equal a dense GEMM of just those rows.
+#[test]
+fn grouped_ignore_garbage_in_unread_rows() {
+    let (m, n, k) = (4, 3, 128);
+    let mut codes: Vec<u8> = (0..m * k).map(|i| (i % 97) as u8 & 0x77).collect();
+    codes[k..2 * k].fill(0x7F); // NaN codes in row 1
+    let sfa = [0.5f32, f32::NAN, 0.25, f32::INFINITY];
+    let b_codes: Vec<u8> = (0..n * k).map(|i| (i % 89) as u8 & 0x3F).collect();
+    let sfb = [2.0f32];
+    let b = Operand::from(
+        Fp8Operand::new(
+            MatView::k_major(&b_codes, n, k, k).unwrap(),
+            Scales::F32(MatView::k_major(&sfb, 1, 1, 1).unwrap()),
+            Fp8Recipe::PerBlock,
+        )
+        .unwrap(),
+    );
+    fn a_of<'a>(codes: &'a [u8], sfa: &'a [f32], rows: usize, k: usize) -> Operand<'a> {
+        Operand::from(
+            Fp8Operand::new(
+                MatView::k_major(codes, rows, k, k).unwrap(),
+                Scales::F32(MatView::k_major(sfa, rows, 1, 1).unwrap()),
+                Fp8Recipe::PerToken,
+            )
+            .unwrap(),
+        )
+    }
+    let a = a_of(&codes, &sfa, m, k);
+    // Expected rows 0 and 2 from a dense GEMM of those two rows.
+    let used: Vec<u8> = [&codes[..k], &codes[2 * k..3 * k]].concat();
+    let mut want = vec![0f32; 2 * n];
+    gemm(
+        &a_of(&used, &[sfa[0], sfa[2]], 2, k),
+        &b,
+        None,
+        &mut OutView::new(OutBuf::F32(&mut want), 2, n, n).unwrap(),
+    )
+    .unwrap();
+    let poison = f32::from_bits(0x7FC0_DEAD);
+    let check = |d: &[f32]| {
+        assert_eq!(&d[..n], &want[..n]);
+        assert_eq!(&d[2 * n..3 * n], &want[n..]);
+        for r in [1, 3] {
+            assert!(d[r * n..(r + 1) * n]
+                .iter()
+                .all(|x| x.to_bits() == poison.to_bits()));
+        }
+    };
+    let mut d = vec![poison; m * n];
+    m_grouped_gemm_masked(
+        &a,
+        &[b, b],
+        &[1, 1],
+        None,
+        &mut OutView::new(OutBuf::F32(&mut d), m, n, n).unwrap(),
+    )
+    .unwrap();
+    check(&d);
+    let mut d = vec![poison; m * n];
+    m_grouped_gemm_contiguous(
+        &a,
+        &[b, b],
+        MGroupLayout::PerRow(&[0, -1, 1, -1]),
+        None,
+        &mut OutView::new(OutBuf::F32(&mut d), m, n, n).unwrap(),
+    )
+    .unwrap();
+    check(&d);
+}
+
+/// Logically huge problems from broadcast (stride-0) views or empty dimensions return
+/// promptly: an error when the dequantized size overflows, nothing to do when N = 0.
+#[test]
+fn huge_logical_shapes_error_or_return_without_allocating() {
+    let one = [bf16::ONE];
+    let empty: [bf16; 0] = [];
+    let a = MatView::strided(&one, 1 << 33, 1 << 33, 0, 0).unwrap();
+    let b = MatView::k_major(&empty, 0, 1 << 33, 1 << 33).unwrap();
+    let mut d = OutView::new(OutBuf::F32(&mut []), 1 << 33, 0, 0).unwrap();
+    let e = gemm(&a.into(), &b.into(), None, &mut d).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+    let a = MatView::k_major(&empty, 1 << 40, 0, 0).unwrap();
+    let b = MatView::k_major(&empty, 0, 0, 0).unwrap();
+    let mut d = OutView::new(OutBuf::F32(&mut []), 1 << 40, 0, 0).unwrap();
+    gemm(&a.into(), &b.into(), None, &mut d).unwrap();
 }

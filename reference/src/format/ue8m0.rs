@@ -23,7 +23,9 @@ pub fn decode(bits: u8) -> f32 {
 /// Nearest power of two, ties upward (`ml_dtypes.float8_e8m0fnu`): for a positive normal
 /// f32 `x = 1.m·2^e`, the code is `e + 127`, plus one when `1.m >= 1.5`; values
 /// `>= 1.5·2^127` give `0xFF` (NaN). `x <= 0` (either zero), ±inf and NaN give `0xFF`;
-/// positive f32 subnormals give `0x00` (2^-127).
+/// positive f32 subnormals give `0x00` (2^-127), as the issue specifies. This deviates
+/// from `ml_dtypes` 0.6 for subnormals in `(2^-127, 2^-126)`, which it rounds to `0x01`
+/// (2^-126); no quantization recipe produces such a scale.
 pub fn encode(x: f32) -> u8 {
     if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return NAN;

@@ -59,6 +59,9 @@ pub fn gemm(a: &Operand, b: &Operand, c: Option<MatView<f32>>, d: &mut OutView) 
     check_out(c.as_ref(), d, m, n)?;
     let da = a.dequantize("sfa")?;
     let db = b.dequantize("sfb")?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
     let rows: Vec<usize> = (0..m).collect();
     product_rows(&da, &db, c.as_ref(), d, &rows);
     Ok(())
@@ -72,8 +75,11 @@ pub enum MGroupLayout<'a> {
     PerRow(&'a [i32]),
     /// DeepGEMM's "psum" layout: `ends` (`[G]` i32) are cumulative row counts; group `g`
     /// owns rows `[round_up(ends[g-1], align), ends[g])` (group 0 starts at 0), and rows
-    /// outside every group are left untouched. `ends` must be non-decreasing and
-    /// `<= M`; `align >= 1` is the kernel's M alignment (128 on sm_90).
+    /// outside every group are left untouched. Each end must satisfy
+    /// `round_up(ends[g-1], align) <= ends[g] <= M` (an empty group has
+    /// `ends[g] = round_up(ends[g-1], align)`), as DeepGEMM's scheduler computes group
+    /// sizes as `ends[g] − round_up(ends[g-1], align)` in unsigned arithmetic;
+    /// `align >= 1` is the kernel's M alignment (128 on sm_90).
     Psum {
         /// Cumulative ends, one per group.
         ends: &'a [i32],
@@ -140,32 +146,29 @@ pub fn m_grouped_gemm_contiguous(
             }
             let mut prev_end = 0usize;
             for (g, &e) in ends.iter().enumerate() {
-                let end = usize::try_from(e)
-                    .ok()
-                    .filter(|&e| e >= prev_end && e <= m)
-                    .ok_or_else(|| {
-                        group_err(
-                            "grouped_layout",
-                            g,
-                            format!("end {e} not in {prev_end}..={m}"),
-                        )
-                    })?;
                 let start = if g == 0 {
                     0
                 } else {
                     prev_end.next_multiple_of(align)
                 };
-                rows_of[g].extend(start..end.max(start));
+                let end = usize::try_from(e)
+                    .ok()
+                    .filter(|&e| e >= start && e <= m)
+                    .ok_or_else(|| {
+                        group_err(
+                            "grouped_layout",
+                            g,
+                            format!(
+                                "end {e} not in {start}..={m} (previous end rounded up to {align})"
+                            ),
+                        )
+                    })?;
+                rows_of[g].extend(start..end);
                 prev_end = end;
             }
         }
     }
-    let da = a.dequantize("sfa")?;
-    for (bg, rows) in b.iter().zip(&rows_of) {
-        let db = bg.dequantize("sfb")?;
-        product_rows(&da.select_rows(rows), &db, c.as_ref(), d, rows);
-    }
-    Ok(())
+    grouped_products(a, b, &rows_of, c.as_ref(), d)
 }
 
 /// M-grouped masked GEMM (MoE decode under CUDA graphs): for each group `g` and row
@@ -205,12 +208,7 @@ pub fn m_grouped_gemm_masked(
             .ok_or_else(|| group_err("masked_m", g, format!("{mm} not in 0..={max_m}")))?;
         rows_of.push((g * max_m..g * max_m + mm).collect::<Vec<_>>());
     }
-    let da = a.dequantize("sfa")?;
-    for (bg, rows) in b.iter().zip(&rows_of) {
-        let db = bg.dequantize("sfb")?;
-        product_rows(&da.select_rows(rows), &db, c.as_ref(), d, rows);
-    }
-    Ok(())
+    grouped_products(a, b, &rows_of, c.as_ref(), d)
 }
 
 /// K-grouped GEMM (MoE weight gradient): `D_g = C_g + A_g·B_gᵀ` where group `g` has its
@@ -236,7 +234,7 @@ pub fn k_grouped_gemm(
     }
     let m = a[0].rows();
     let n = group_n(b)?;
-    check_out(c.as_ref(), d, a.len() * m, n)?;
+    check_out(c.as_ref(), d, operand::checked_len("d", a.len(), m)?, n)?;
     for (ag, bg) in a.iter().zip(b) {
         check_pair(ag, bg)?;
         check_k("b", ag.k(), bg.k())?;
@@ -259,6 +257,27 @@ pub fn k_grouped_gemm(
             d,
             &rows,
         );
+    }
+    Ok(())
+}
+
+/// Writes `D[r] = C[r] + A[r]·B_gᵀ` for the rows `rows_of[g]` of each group `g`. Only
+/// those rows of A are read (and their scales checked, before anything is written).
+fn grouped_products(
+    a: &Operand,
+    b: &[Operand],
+    rows_of: &[Vec<usize>],
+    c: Option<&MatView<f32>>,
+    d: &mut OutView,
+) -> Result<()> {
+    let all: Vec<usize> = rows_of.concat();
+    let da = a.dequantize_rows("sfa", Some(&all))?;
+    let mut first = 0;
+    for (bg, rows) in b.iter().zip(rows_of) {
+        let db = bg.dequantize("sfb")?;
+        let part: Vec<usize> = (first..first + rows.len()).collect();
+        product_rows(&da.select_rows(&part), &db, c, d, rows);
+        first += rows.len();
     }
     Ok(())
 }

@@ -12,7 +12,9 @@ use rayon::prelude::*;
 /// MN-major one of [`crate::quant`], read without copying).
 #[derive(Clone, Copy, Debug)]
 pub enum Scales<'a> {
-    /// FP32 scales; every value must be finite.
+    /// FP32 scales; every value must be finite. Zero and negative scales are accepted:
+    /// the GEMM is defined for them, though no quantization recipe produces them
+    /// ([`crate::quant::dequantize`] rejects them as recipe violations).
     F32(MatView<'a, f32>),
     /// UE8M0 values held in FP32: every value must be an exact power of two in
     /// `2^-127..=2^127` (DeepGEMM's `use_ue8m0` recipe on sm_90).
@@ -37,8 +39,15 @@ impl Scales<'_> {
         }
     }
 
-    /// Checks the shape and every value; returns the scales as exact f64, row-major.
-    fn checked(&self, tensor: &'static str, rows: usize, cols: usize) -> Result<Vec<f64>> {
+    /// Checks the shape and the values of the scale rows in use (`used[r]`, every row
+    /// when `None`); returns the scales as exact f64, row-major, with unused rows 0.
+    fn checked(
+        &self,
+        tensor: &'static str,
+        rows: usize,
+        cols: usize,
+        used: Option<&[bool]>,
+    ) -> Result<Vec<f64>> {
         if self.rows() != rows || self.cols() != cols {
             return Err(Error::Shape {
                 tensor,
@@ -46,8 +55,12 @@ impl Scales<'_> {
                 got: format!("[{}, {}]", self.rows(), self.cols()),
             });
         }
-        let mut out = Vec::with_capacity(rows * cols);
+        let mut out = Vec::with_capacity(checked_len(tensor, rows, cols)?);
         for r in 0..rows {
+            if used.is_some_and(|u| !u[r]) {
+                out.extend(std::iter::repeat_n(0.0, cols));
+                continue;
+            }
             for c in 0..cols {
                 let index = r * cols + c;
                 let v = match self {
@@ -167,7 +180,7 @@ impl<'a> Fp8Operand<'a> {
     /// The checked scale values as exact f64, row-major `[ceil(rows/g), ceil(K/128)]`,
     /// with `g` (rows per scale), as [`Operand::dequantize`] checks them.
     pub(crate) fn checked_scales(&self, tensor: &'static str) -> Result<(Vec<f64>, usize)> {
-        let (values, g, _) = Operand::Fp8(*self).scale_values(tensor)?;
+        let (values, g, _) = Operand::Fp8(*self).scale_values(tensor, None)?;
         Ok((values, g))
     }
 }
@@ -306,8 +319,15 @@ impl Operand<'_> {
 
     /// The checked scale values as exact f64, row-major, with the number of rows per
     /// scale and the K width per scale (no values for BF16).
-    fn scale_values(&self, tensor: &'static str) -> Result<(Vec<f64>, usize, usize)> {
-        let (rows, k) = (self.rows(), self.k());
+    ///
+    /// Only the scale rows of `rows` (all rows when `None`) are value-checked: rows a
+    /// grouped GEMM never reads may hold garbage, as DeepGEMM's padding rows do.
+    fn scale_values(
+        &self,
+        tensor: &'static str,
+        rows: Option<&[usize]>,
+    ) -> Result<(Vec<f64>, usize, usize)> {
+        let k = self.k();
         let (scales, g, w) = match self {
             Operand::Fp8(o) => {
                 let g = match o.recipe {
@@ -319,26 +339,53 @@ impl Operand<'_> {
             Operand::Fp4(o) => (&o.scales, 1, o.group.width()),
             Operand::Bf16(_) => return Ok((Vec::new(), 1, 1)),
         };
-        let values = scales.checked(tensor, rows.div_ceil(g), k.div_ceil(w))?;
+        let scale_rows = self.rows().div_ceil(g);
+        let used = rows.map(|rows| {
+            let mut used = vec![false; scale_rows];
+            for &r in rows {
+                used[r / g] = true;
+            }
+            used
+        });
+        let values = scales.checked(tensor, scale_rows, k.div_ceil(w), used.as_deref())?;
         Ok((values, g, w))
     }
 
     /// Checks the scale values as [`Operand::dequantize`] does, so a grouped GEMM can
     /// reject a bad group before writing any output.
     pub(crate) fn check_scales(&self, tensor: &'static str) -> Result<()> {
-        self.scale_values(tensor).map(|_| ())
+        self.scale_values(tensor, None).map(|_| ())
     }
 
     /// Dequantizes to exact f64 values, row-major `[rows, K]` (each is a code value
     /// times an f32 or power-of-two scale: at most 28 significant bits, exact).
     pub(crate) fn dequantize(&self, tensor: &'static str) -> Result<Dense> {
-        let (rows, k) = (self.rows(), self.k());
-        let mut vals = vec![0.0f64; rows * k];
+        self.dequantize_rows(tensor, None)
+    }
+
+    /// [`Operand::dequantize`] of the listed rows only (each `< rows()`), in order; only
+    /// their scales are checked.
+    pub(crate) fn dequantize_rows(
+        &self,
+        tensor: &'static str,
+        rows: Option<&[usize]>,
+    ) -> Result<Dense> {
+        let k = self.k();
+        let n_out = rows.map_or(self.rows(), <[usize]>::len);
+        let mut vals = vec![0.0f64; checked_len(tensor, n_out, k)?];
+        let (s, g, w) = self.scale_values(tensor, rows)?;
         if k == 0 {
-            return Ok(Dense { rows, k, vals });
+            return Ok(Dense {
+                rows: n_out,
+                k,
+                vals,
+            });
         }
-        let rows_mut = vals.par_chunks_mut(k).enumerate();
-        let (s, g, w) = self.scale_values(tensor)?;
+        let src = |i: usize| rows.map_or(i, |rows| rows[i]);
+        let rows_mut = vals
+            .par_chunks_mut(k)
+            .enumerate()
+            .map(|(i, out)| (src(i), out));
         match self {
             Operand::Fp8(o) => {
                 let kb = k.div_ceil(w);
@@ -368,7 +415,11 @@ impl Operand<'_> {
                 }
             }),
         }
-        Ok(Dense { rows, k, vals })
+        Ok(Dense {
+            rows: n_out,
+            k,
+            vals,
+        })
     }
 }
 
@@ -418,4 +469,14 @@ impl Dense {
             vals,
         }
     }
+}
+
+/// `rows * cols`, or [`Error::Shape`] when it overflows `usize` (a broadcast view with
+/// stride 0 can describe a logically huge matrix).
+pub(crate) fn checked_len(tensor: &'static str, rows: usize, cols: usize) -> Result<usize> {
+    rows.checked_mul(cols).ok_or_else(|| Error::Shape {
+        tensor,
+        expected: "a size that fits in memory".into(),
+        got: format!("[{rows}, {cols}]"),
+    })
 }
