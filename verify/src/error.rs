@@ -8,7 +8,8 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum Error {
     /// A slice is too short for the `[rows, cols]` matrix it should hold with its leading
-    /// dimension, or a tensor in a file does not have the shape the caller needs.
+    /// dimension, the two slices of a flat metric ([`crate::metrics::calc_diff`], ...)
+    /// differ in length, or a tensor in a file does not have the shape the caller needs.
     #[error("shape mismatch for `{tensor}`: expected {expected}, got {got}")]
     Shape {
         /// Offending argument or tensor name.

@@ -10,7 +10,8 @@
 //!
 //! [`compare`] computes all of them for one `[rows, cols]` matrix in one pass and returns a
 //! [`Comparison`]; the free functions over flat slices return the same numbers as the
-//! corresponding fields of `compare` on the shape `[1, n]`.
+//! corresponding fields of `compare` on the shape `[1, n]`, and [`Error::Shape`] when the
+//! two slices differ in length.
 //!
 //! # Conventions
 //! - `x` is the candidate, `y` the reference (the exact or higher-precision value). All
@@ -187,20 +188,27 @@ impl GlobalAcc {
     }
 }
 
-fn global_flat(x: &[f64], y: &[f64], what: &str) -> Global {
-    assert_eq!(
-        x.len(),
-        y.len(),
-        "{what}: candidate has {} elements, reference {}",
-        x.len(),
-        y.len()
-    );
+/// [`Error::Shape`] unless the candidate `x` and the reference `y` of the flat metric
+/// `what` have the same length.
+fn check_same_len(x: &[f64], y: &[f64], what: &str) -> Result<()> {
+    if x.len() != y.len() {
+        return Err(Error::Shape {
+            tensor: format!("{what}: reference"),
+            expected: format!("{} elements (the candidate's length)", x.len()),
+            got: format!("{} elements", y.len()),
+        });
+    }
+    Ok(())
+}
+
+fn global_flat(x: &[f64], y: &[f64], what: &str) -> Result<Global> {
+    check_same_len(x, y, what)?;
     let pairs = || x.iter().copied().zip(y.iter().copied());
     let mut acc = GlobalAcc::default();
     for (a, b) in pairs() {
         acc.add(a, b);
     }
-    acc.finish(pairs)
+    Ok(acc.finish(pairs))
 }
 
 /// DeepGEMM's relative difference between two tensors of the same shape (any layout, as
@@ -224,11 +232,11 @@ fn global_flat(x: &[f64], y: &[f64], what: &str) -> Global {
 ///   value (DeepGEMM's formula gives NaN through inf/inf or NaN propagation; use
 ///   [`Comparison::finite_calc_diff`] to compare the finite elements alone).
 ///
-/// # Panics
-/// If `x` and `y` have different lengths (a programming error; [`compare`] returns an
-/// error instead).
-pub fn calc_diff(x: &[f64], y: &[f64]) -> f64 {
-    global_flat(x, y, "calc_diff").calc_diff
+/// # Errors
+/// [`Error::Shape`] (tensor `"calc_diff: reference"`, expected the candidate's length) if
+/// `x` and `y` have different lengths.
+pub fn calc_diff(x: &[f64], y: &[f64]) -> Result<f64> {
+    Ok(global_flat(x, y, "calc_diff")?.calc_diff)
 }
 
 /// Signal-to-quantization-noise ratio in decibels, with `y` the reference (the signal) and
@@ -242,10 +250,10 @@ pub fn calc_diff(x: &[f64], y: &[f64]) -> f64 {
 /// precision is worth about 6.02 dB. NaN when either side has a NaN or ±inf (see the
 /// module docs). Compensated sums as in [`calc_diff`].
 ///
-/// # Panics
-/// If `x` and `y` have different lengths.
-pub fn sqnr_db(x: &[f64], y: &[f64]) -> f64 {
-    global_flat(x, y, "sqnr_db").sqnr_db
+/// # Errors
+/// [`Error::Shape`] (tensor `"sqnr_db: reference"`) if `x` and `y` have different lengths.
+pub fn sqnr_db(x: &[f64], y: &[f64]) -> Result<f64> {
+    Ok(global_flat(x, y, "sqnr_db")?.sqnr_db)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,13 +314,14 @@ fn elem_rel(d: f64, y: f64) -> f64 {
 /// slices. A NaN or inf mismatch counts as +inf, the same special value on both sides as
 /// 0 (module docs).
 ///
-/// # Panics
-/// If `x` and `y` have different lengths.
-pub fn max_abs_error(x: &[f64], y: &[f64]) -> f64 {
-    assert_eq!(x.len(), y.len(), "max_abs_error: lengths differ");
-    x.iter()
+/// # Errors
+/// [`Error::Shape`] (tensor `"max_abs_error: reference"`) if `x` and `y` have different
+/// lengths.
+pub fn max_abs_error(x: &[f64], y: &[f64]) -> Result<f64> {
+    check_same_len(x, y, "max_abs_error")?;
+    Ok(x.iter()
         .zip(y)
-        .fold(0.0, |m, (&a, &b)| m.max(elem_diff(pair_kind(a, b), a, b)))
+        .fold(0.0, |m, (&a, &b)| m.max(elem_diff(pair_kind(a, b), a, b))))
 }
 
 /// Largest relative error `max |xᵢ − yᵢ| / |yᵢ|`, with `y` the reference (the "Max
@@ -321,13 +330,14 @@ pub fn max_abs_error(x: &[f64], y: &[f64]) -> f64 {
 /// otherwise. A NaN or inf mismatch counts as +inf, the same special value on both sides
 /// as 0. 0 for empty slices.
 ///
-/// # Panics
-/// If `x` and `y` have different lengths.
-pub fn max_rel_error(x: &[f64], y: &[f64]) -> f64 {
-    assert_eq!(x.len(), y.len(), "max_rel_error: lengths differ");
-    x.iter().zip(y).fold(0.0, |m, (&a, &b)| {
+/// # Errors
+/// [`Error::Shape`] (tensor `"max_rel_error: reference"`) if `x` and `y` have different
+/// lengths.
+pub fn max_rel_error(x: &[f64], y: &[f64]) -> Result<f64> {
+    check_same_len(x, y, "max_rel_error")?;
+    Ok(x.iter().zip(y).fold(0.0, |m, (&a, &b)| {
         m.max(elem_rel(elem_diff(pair_kind(a, b), a, b), b))
-    })
+    }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -625,6 +635,8 @@ fn compare_impl<T: Copy>(
         nonfinite_agreements: 0,
     };
     let mut worst_ratio = f64::NEG_INFINITY;
+    // An empty matrix (either dimension zero) has nothing to compare, however many rows.
+    let rows = if cols == 0 { 0 } else { rows };
     for r in 0..rows {
         let xr = &candidate[r * ld_x..r * ld_x + cols];
         let yr = &reference[r * ld_y..r * ld_y + cols];

@@ -33,26 +33,35 @@ fn calc_diff_hand_computed() {
     // Σxy = 1 + 4 + 12 = 17, Σx² = 14, Σy² = 21: 1 − 34/35 = 1/35 (= ‖x−y‖² / 35).
     let x = [1.0, 2.0, 3.0];
     let y = [1.0, 2.0, 4.0];
-    assert!(close(calc_diff(&x, &y), 1.0 / 35.0, 1e-15));
+    assert!(close(calc_diff(&x, &y).unwrap(), 1.0 / 35.0, 1e-15));
     // Orthogonal: 1. Opposite: 2. One side zero: 1.
-    assert_eq!(calc_diff(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
-    assert_eq!(calc_diff(&[1.0, -2.0], &[-1.0, 2.0]), 2.0);
-    assert_eq!(calc_diff(&[0.0, 0.0], &[1.0, 2.0]), 1.0);
+    assert_eq!(calc_diff(&[1.0, 0.0], &[0.0, 1.0]).unwrap(), 1.0);
+    assert_eq!(calc_diff(&[1.0, -2.0], &[-1.0, 2.0]).unwrap(), 2.0);
+    assert_eq!(calc_diff(&[0.0, 0.0], &[1.0, 2.0]).unwrap(), 1.0);
     // x = (3, 4), y = (4, 3): Σxy = 24, Σx² + Σy² = 50: 1 − 48/50 = 0.04.
-    assert!(close(calc_diff(&[3.0, 4.0], &[4.0, 3.0]), 0.04, 1e-15));
+    assert!(close(
+        calc_diff(&[3.0, 4.0], &[4.0, 3.0]).unwrap(),
+        0.04,
+        1e-15
+    ));
 }
 
 #[test]
 fn calc_diff_all_zero_and_empty_is_zero() {
-    assert_eq!(calc_diff(&[0.0, 0.0, -0.0], &[0.0, -0.0, 0.0]), 0.0);
-    assert_eq!(calc_diff(&[], &[]), 0.0);
+    assert_eq!(
+        calc_diff(&[0.0, 0.0, -0.0], &[0.0, -0.0, 0.0]).unwrap(),
+        0.0
+    );
+    assert_eq!(calc_diff(&[], &[]).unwrap(), 0.0);
 }
 
 #[test]
 fn calc_diff_nonfinite_is_nan() {
-    assert!(calc_diff(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());
-    assert!(calc_diff(&[1.0, f64::INFINITY], &[1.0, f64::INFINITY]).is_nan());
-    assert!(calc_diff(&[f64::NAN], &[f64::NAN]).is_nan());
+    assert!(calc_diff(&[1.0, f64::NAN], &[1.0, 2.0]).unwrap().is_nan());
+    assert!(calc_diff(&[1.0, f64::INFINITY], &[1.0, f64::INFINITY])
+        .unwrap()
+        .is_nan());
+    assert!(calc_diff(&[f64::NAN], &[f64::NAN]).unwrap().is_nan());
 }
 
 #[test]
@@ -63,11 +72,11 @@ fn calc_diff_survives_extreme_magnitudes() {
         let x = [1.0 * s, 2.0 * s, 3.0 * s];
         let y = [1.0 * s, 2.0 * s, 4.0 * s];
         assert!(
-            close(calc_diff(&x, &y), 1.0 / 35.0, 1e-12),
+            close(calc_diff(&x, &y).unwrap(), 1.0 / 35.0, 1e-12),
             "scale {s:e}: {}",
-            calc_diff(&x, &y)
+            calc_diff(&x, &y).unwrap()
         );
-        assert!(close(sqnr_db(&x, &y), 10.0 * 21f64.log10(), 1e-12));
+        assert!(close(sqnr_db(&x, &y).unwrap(), 10.0 * 21f64.log10(), 1e-12));
     }
 }
 
@@ -76,59 +85,106 @@ fn sqnr_hand_computed() {
     // Σy² = 21, Σ(x−y)² = 1.
     let x = [1.0, 2.0, 3.0];
     let y = [1.0, 2.0, 4.0];
-    assert!(close(sqnr_db(&x, &y), 10.0 * 21f64.log10(), 1e-15));
-    assert!(close(sqnr_db(&x, &y), 13.222_192_947_339_193, 1e-14));
-    // Noise power = signal power: 0 dB; 10× less noise power: 10 dB.
-    assert_eq!(sqnr_db(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    assert!(close(sqnr_db(&x, &y).unwrap(), 10.0 * 21f64.log10(), 1e-15));
     assert!(close(
-        sqnr_db(&[1.1, 0.0, 0.0], &[1.0, 0.0, 0.0]),
+        sqnr_db(&x, &y).unwrap(),
+        13.222_192_947_339_193,
+        1e-14
+    ));
+    // Noise power = signal power: 0 dB; 10× less noise power: 10 dB.
+    assert_eq!(sqnr_db(&[0.0, 0.0], &[1.0, 0.0]).unwrap(), 0.0);
+    assert!(close(
+        sqnr_db(&[1.1, 0.0, 0.0], &[1.0, 0.0, 0.0]).unwrap(),
         20.0,
         1e-12
     ));
     assert!(close(
-        sqnr_db(&[1.0, 0.0], &[0.0, 1.0]),
+        sqnr_db(&[1.0, 0.0], &[0.0, 1.0]).unwrap(),
         -10.0 * 2f64.log10(),
         1e-15
     ));
     // Identical (zeros included): +inf; zero reference, nonzero candidate: −inf.
-    assert_eq!(sqnr_db(&x, &x), f64::INFINITY);
-    assert_eq!(sqnr_db(&[0.0], &[0.0]), f64::INFINITY);
-    assert_eq!(sqnr_db(&[1.0], &[0.0]), f64::NEG_INFINITY);
-    assert!(sqnr_db(&[f64::NAN], &[1.0]).is_nan());
+    assert_eq!(sqnr_db(&x, &x).unwrap(), f64::INFINITY);
+    assert_eq!(sqnr_db(&[0.0], &[0.0]).unwrap(), f64::INFINITY);
+    assert_eq!(sqnr_db(&[1.0], &[0.0]).unwrap(), f64::NEG_INFINITY);
+    assert!(sqnr_db(&[f64::NAN], &[1.0]).unwrap().is_nan());
 }
 
 #[test]
 fn max_abs_and_rel_hand_computed() {
     let x = [1.0, 2.5, -3.0, 10.0];
     let y = [1.0, 2.0, -2.0, 9.0];
-    assert_eq!(max_abs_error(&x, &y), 1.0); // |−3 − (−2)| and |10 − 9|
-    assert_eq!(max_rel_error(&x, &y), 0.5); // 1 / |−2|
-    assert_eq!(max_abs_error(&[], &[]), 0.0);
-    assert_eq!(max_rel_error(&[], &[]), 0.0);
+    assert_eq!(max_abs_error(&x, &y).unwrap(), 1.0); // |−3 − (−2)| and |10 − 9|
+    assert_eq!(max_rel_error(&x, &y).unwrap(), 0.5); // 1 / |−2|
+    assert_eq!(max_abs_error(&[], &[]).unwrap(), 0.0);
+    assert_eq!(max_rel_error(&[], &[]).unwrap(), 0.0);
     // Zero reference: 0 if the candidate is zero, +inf otherwise.
-    assert_eq!(max_rel_error(&[0.0, 1.0], &[0.0, 1.0]), 0.0);
-    assert_eq!(max_rel_error(&[-0.0], &[0.0]), 0.0);
-    assert_eq!(max_rel_error(&[1e-30], &[0.0]), f64::INFINITY);
+    assert_eq!(max_rel_error(&[0.0, 1.0], &[0.0, 1.0]).unwrap(), 0.0);
+    assert_eq!(max_rel_error(&[-0.0], &[0.0]).unwrap(), 0.0);
+    assert_eq!(max_rel_error(&[1e-30], &[0.0]).unwrap(), f64::INFINITY);
     // Special values: agreement 0, mismatch +inf (never NaN).
     assert_eq!(
-        max_abs_error(&[f64::NAN, f64::INFINITY], &[f64::NAN, f64::INFINITY]),
+        max_abs_error(&[f64::NAN, f64::INFINITY], &[f64::NAN, f64::INFINITY]).unwrap(),
         0.0
     );
-    assert_eq!(max_abs_error(&[1.0], &[f64::NAN]), f64::INFINITY);
-    assert_eq!(max_rel_error(&[1.0], &[f64::INFINITY]), f64::INFINITY);
-    assert_eq!(max_rel_error(&[1.0], &[f64::NAN]), f64::INFINITY);
+    assert_eq!(max_abs_error(&[1.0], &[f64::NAN]).unwrap(), f64::INFINITY);
+    assert_eq!(
+        max_rel_error(&[1.0], &[f64::INFINITY]).unwrap(),
+        f64::INFINITY
+    );
+    assert_eq!(max_rel_error(&[1.0], &[f64::NAN]).unwrap(), f64::INFINITY);
+}
+
+/// Asserts that `r` is the shape error of the flat metric `what` for a candidate of
+/// `x_len` and a reference of `y_len` elements.
+fn assert_len_error<T: std::fmt::Debug>(
+    r: Result<T, Error>,
+    what: &str,
+    x_len: usize,
+    y_len: usize,
+) {
+    match r {
+        Err(Error::Shape {
+            tensor,
+            expected,
+            got,
+        }) => {
+            assert_eq!(tensor, format!("{what}: reference"));
+            assert!(
+                expected.starts_with(&format!("{x_len} elements")),
+                "{expected}"
+            );
+            assert_eq!(got, format!("{y_len} elements"));
+        }
+        other => panic!("{what}: expected Error::Shape, got {other:?}"),
+    }
 }
 
 #[test]
-#[should_panic(expected = "lengths")]
-fn flat_functions_panic_on_length_mismatch() {
-    max_abs_error(&[1.0, 2.0], &[1.0]);
+fn calc_diff_errors_on_length_mismatch() {
+    assert_len_error(calc_diff(&[1.0, 2.0], &[1.0]), "calc_diff", 2, 1);
+    assert_len_error(calc_diff(&[], &[1.0]), "calc_diff", 0, 1);
 }
 
 #[test]
-#[should_panic(expected = "calc_diff")]
-fn calc_diff_panics_on_length_mismatch() {
-    calc_diff(&[1.0, 2.0], &[1.0]);
+fn sqnr_db_errors_on_length_mismatch() {
+    assert_len_error(sqnr_db(&[1.0], &[1.0, 2.0, 3.0]), "sqnr_db", 1, 3);
+}
+
+#[test]
+fn max_abs_error_errors_on_length_mismatch() {
+    assert_len_error(max_abs_error(&[1.0, 2.0], &[1.0]), "max_abs_error", 2, 1);
+}
+
+#[test]
+fn max_rel_error_errors_on_length_mismatch() {
+    assert_len_error(max_rel_error(&[1.0, 2.0], &[]), "max_rel_error", 2, 0);
+    // The message names the function and both lengths.
+    let msg = max_rel_error(&[1.0, 2.0], &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("max_rel_error") && msg.contains('2') && msg.contains('0'),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -145,21 +201,25 @@ fn calc_diff_identities() {
             .map(|v| v + rng.random_range(-0.01..0.01))
             .collect();
         let neg: Vec<f64> = x.iter().map(|v| -v).collect();
-        assert_eq!(calc_diff(&x, &x), 0.0, "n = {n}");
-        assert_eq!(calc_diff(&x, &neg), 2.0, "n = {n}");
-        assert_eq!(calc_diff(&x, &y), calc_diff(&y, &x), "symmetry, n = {n}");
-        let d = calc_diff(&x, &y);
+        assert_eq!(calc_diff(&x, &x).unwrap(), 0.0, "n = {n}");
+        assert_eq!(calc_diff(&x, &neg).unwrap(), 2.0, "n = {n}");
+        assert_eq!(
+            calc_diff(&x, &y).unwrap(),
+            calc_diff(&y, &x).unwrap(),
+            "symmetry, n = {n}"
+        );
+        let d = calc_diff(&x, &y).unwrap();
         // Power-of-two scaling is exact, so is the invariance.
         for s in [0.25, 8.0, 2f64.powi(-40)] {
             let xs: Vec<f64> = x.iter().map(|v| v * s).collect();
             let ys: Vec<f64> = y.iter().map(|v| v * s).collect();
-            assert_eq!(calc_diff(&xs, &ys), d, "scale {s}, n = {n}");
+            assert_eq!(calc_diff(&xs, &ys).unwrap(), d, "scale {s}, n = {n}");
         }
         // Other factors: equal up to rounding of the products (absolute ~1e-16).
         for a in [3.7, -0.013, 1e5] {
             let xs: Vec<f64> = x.iter().map(|v| v * a).collect();
             let ys: Vec<f64> = y.iter().map(|v| v * a).collect();
-            let ds = calc_diff(&xs, &ys);
+            let ds = calc_diff(&xs, &ys).unwrap();
             assert!((ds - d).abs() < 1e-14, "a = {a}, n = {n}: {ds} vs {d}");
         }
         // The equivalent form ‖x − y‖² / (‖x‖² + ‖y‖²).
@@ -185,7 +245,7 @@ fn calc_diff_compensated_sum_keeps_precision() {
     y[0] = 1.0;
     // ‖x−y‖² = n ε², ‖x‖² + ‖y‖² = 2 + n ε².
     let expect = (n as f64 * eps * eps) / (2.0 + n as f64 * eps * eps);
-    let got = calc_diff(&x, &y);
+    let got = calc_diff(&x, &y).unwrap();
     assert!(
         (got - expect).abs() < 1e-3 * expect,
         "got {got:e}, expected {expect:e}"
@@ -247,11 +307,11 @@ fn first_and_worst_mismatch_with_leading_dimensions() {
             .collect()
     };
     let (xf, yf) = (take(&x, 6), take(&y, 5));
-    assert_eq!(r.calc_diff, calc_diff(&xf, &yf));
-    assert_eq!(r.sqnr_db, sqnr_db(&xf, &yf));
+    assert_eq!(r.calc_diff, calc_diff(&xf, &yf).unwrap());
+    assert_eq!(r.sqnr_db, sqnr_db(&xf, &yf).unwrap());
     assert_eq!(r.finite_calc_diff, r.calc_diff);
-    assert_eq!(r.max_abs, max_abs_error(&xf, &yf));
-    assert_eq!(r.max_rel, max_rel_error(&xf, &yf));
+    assert_eq!(r.max_abs, max_abs_error(&xf, &yf).unwrap());
+    assert_eq!(r.max_rel, max_rel_error(&xf, &yf).unwrap());
     // Σ(x−y)² = 1 + 9 + 0.390625 + 0.0625.
     let dd = 1.0 + 9.0 + 0.390625 + 0.0625;
     let yy: f64 = (1..=12).map(|v| (v * v) as f64).sum();
@@ -339,6 +399,34 @@ fn empty_shapes_are_fine() {
 }
 
 #[test]
+fn zero_cols_with_rows_is_empty() {
+    // rows > 0 with cols == 0 and ld >= 1: nothing is read (an early empty result), even
+    // with empty slices and a zero bound.
+    let r = compare(&[], 1, &[], 1, [10, 0], &Bound::Scalar(0.0)).unwrap();
+    assert!(r.is_empty());
+    assert_eq!((r.rows, r.cols, r.len()), (10, 0, 0));
+    assert_eq!((r.calc_diff, r.finite_calc_diff), (0.0, 0.0));
+    assert_eq!(
+        (r.sqnr_db, r.finite_sqnr_db),
+        (f64::INFINITY, f64::INFINITY)
+    );
+    assert_eq!((r.max_abs, r.max_rel, r.outside_bound), (0.0, 0.0, 0));
+    assert_eq!(
+        (r.worst, r.first_mismatch, r.max_abs_at, r.max_rel_at),
+        (None, None, None, None)
+    );
+    assert_eq!(
+        (r.nan_mismatches, r.inf_mismatches, r.nonfinite_agreements),
+        (0, 0, 0)
+    );
+    assert!(r.within_bound());
+    let r32 = compare_f32(&[], 1, &[], 1, [10, 0], &Bound::Scalar(0.0)).unwrap();
+    assert_eq!(r32, r);
+    let r16 = compare_bf16(&[], 1, &[], 1, [10, 0], &Bound::Scalar(0.0)).unwrap();
+    assert_eq!(r16, r);
+}
+
+#[test]
 fn nan_and_inf_mismatch_counting() {
     let nan = f64::NAN;
     let inf = f64::INFINITY;
@@ -361,9 +449,9 @@ fn nan_and_inf_mismatch_counting() {
     assert_eq!((w.row, w.col, w.ratio()), (0, 1, inf));
     // Global metrics are NaN; over the finite pairs (2, 2) and (3, 2.5) they are not.
     assert!(r.calc_diff.is_nan() && r.sqnr_db.is_nan());
-    let fd = calc_diff(&[2.0, 3.0], &[2.0, 2.5]);
+    let fd = calc_diff(&[2.0, 3.0], &[2.0, 2.5]).unwrap();
     assert_eq!(r.finite_calc_diff, fd);
-    assert_eq!(r.finite_sqnr_db, sqnr_db(&[2.0, 3.0], &[2.0, 2.5]));
+    assert_eq!(r.finite_sqnr_db, sqnr_db(&[2.0, 3.0], &[2.0, 2.5]).unwrap());
     let line = r.to_string();
     assert!(
         line.contains("nan_mismatch 2 inf_mismatch 3 nonfinite_agree 3"),
@@ -568,13 +656,13 @@ proptest! {
         k in -30i32..30,
     ) {
         let (x, y): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
-        let d = calc_diff(&x, &y);
+        let d = calc_diff(&x, &y).unwrap();
         prop_assert!((-1e-12..=2.0 + 1e-12).contains(&d), "{}", d);
-        prop_assert_eq!(d, calc_diff(&y, &x));
+        prop_assert_eq!(d, calc_diff(&y, &x).unwrap());
         let s = 2f64.powi(k);
         let xs: Vec<f64> = x.iter().map(|v| v * s).collect();
         let ys: Vec<f64> = y.iter().map(|v| v * s).collect();
-        prop_assert_eq!(calc_diff(&xs, &ys), d);
+        prop_assert_eq!(calc_diff(&xs, &ys).unwrap(), d);
         prop_assert!((d - naive_calc_diff(&x, &y)).abs() < 1e-12);
         let r = compare(&x, x.len(), &y, y.len(), [1, x.len()], &Bound::Scalar(0.0)).unwrap();
         prop_assert_eq!(r.calc_diff, d);
