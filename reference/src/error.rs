@@ -69,3 +69,37 @@ pub enum Error {
         reason: String,
     },
 }
+
+/// `rows * cols`, or [`Error::Shape`] naming `tensor` when it overflows `usize` (a
+/// broadcast view with stride 0 can describe a logically huge matrix).
+pub(crate) fn checked_len(tensor: &'static str, rows: usize, cols: usize) -> Result<usize, Error> {
+    rows.checked_mul(cols).ok_or_else(|| Error::Shape {
+        tensor,
+        expected: "a shape whose element count fits in usize".into(),
+        got: format!("[{rows}, {cols}]"),
+    })
+}
+
+/// Shape error for a flat buffer of the wrong length.
+pub(crate) fn len_error(tensor: &'static str, shape: String, need: usize, got: usize) -> Error {
+    Error::Shape {
+        tensor,
+        expected: format!("{shape} = {need} elements"),
+        got: format!("{got} elements"),
+    }
+}
+
+/// Checks that a flat buffer of `len` elements holds exactly `[rows, cols]`; returns
+/// `rows * cols`.
+pub(crate) fn expect_len(
+    tensor: &'static str,
+    len: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<usize, Error> {
+    let n = checked_len(tensor, rows, cols)?;
+    if len != n {
+        return Err(len_error(tensor, format!("[{rows}, {cols}]"), n, len));
+    }
+    Ok(n)
+}

@@ -234,7 +234,12 @@ pub fn k_grouped_gemm(
     }
     let m = a[0].rows();
     let n = group_n(b)?;
-    check_out(c.as_ref(), d, operand::checked_len("d", a.len(), m)?, n)?;
+    check_out(
+        c.as_ref(),
+        d,
+        crate::error::checked_len("d", a.len(), m)?,
+        n,
+    )?;
     for (ag, bg) in a.iter().zip(b) {
         check_pair(ag, bg)?;
         check_k("b", ag.k(), bg.k())?;

@@ -2,6 +2,7 @@
 //! per-block or FP32 vs UE8M0 confusion is an error at construction, not a wrong answer.
 
 use super::view::MatView;
+use crate::error::checked_len;
 use crate::format::{e2m1, e4m3, ue8m0};
 use crate::{Error, Result};
 use half::bf16;
@@ -469,14 +470,4 @@ impl Dense {
             vals,
         }
     }
-}
-
-/// `rows * cols`, or [`Error::Shape`] when it overflows `usize` (a broadcast view with
-/// stride 0 can describe a logically huge matrix).
-pub(crate) fn checked_len(tensor: &'static str, rows: usize, cols: usize) -> Result<usize> {
-    rows.checked_mul(cols).ok_or_else(|| Error::Shape {
-        tensor,
-        expected: "a size that fits in memory".into(),
-        got: format!("[{rows}, {cols}]"),
-    })
 }

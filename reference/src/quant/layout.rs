@@ -9,7 +9,7 @@
 //! i32 along K) use the same layout over i32 words.
 
 use super::pack::{pack_ue8m0, ue8m0_codes_of, unpack_ue8m0};
-use super::{checked_len, len_error};
+use crate::error::{checked_len, len_error};
 use crate::format::ue8m0;
 use crate::{Error, Result};
 

@@ -59,6 +59,7 @@
 
 use rayon::prelude::*;
 
+use crate::error::{expect_len, len_error};
 use crate::format::{e2m1, e4m3, ue8m0};
 use crate::{Error, Result};
 
@@ -281,24 +282,6 @@ fn check_g(g: usize) -> Result<()> {
     }
 }
 
-/// `rows * cols` or a shape error naming `tensor`.
-pub(crate) fn checked_len(tensor: &'static str, rows: usize, cols: usize) -> Result<usize> {
-    rows.checked_mul(cols).ok_or_else(|| Error::Shape {
-        tensor,
-        expected: "a shape whose element count fits in usize".into(),
-        got: format!("[{rows}, {cols}]"),
-    })
-}
-
-/// Shape error for a flat buffer of the wrong length.
-pub(crate) fn len_error(tensor: &'static str, shape: String, need: usize, got: usize) -> Error {
-    Error::Shape {
-        tensor,
-        expected: format!("{shape} = {need} elements"),
-        got: format!("{got} elements"),
-    }
-}
-
 /// The shared cast: blocks of `gran = (gr, gc)` over `[rows, cols]`.
 fn cast(
     x: &[f32],
@@ -309,10 +292,7 @@ fn cast(
     round: ScaleRound,
 ) -> Result<Quantized> {
     let (gr, gc) = gran;
-    let n = checked_len("x", rows, cols)?;
-    if x.len() != n {
-        return Err(len_error("x", format!("[{rows}, {cols}]"), n, x.len()));
-    }
+    let n = expect_len("x", x.len(), rows, cols)?;
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {
             tensor: "x",
@@ -435,15 +415,7 @@ pub fn dequantize_parts(
             reason: format!("granularity ({gr}, {gc}) must be >= 1 in both dimensions"),
         });
     }
-    let n = checked_len("codes", rows, cols)?;
-    if codes.len() != n {
-        return Err(len_error(
-            "codes",
-            format!("[{rows}, {cols}]"),
-            n,
-            codes.len(),
-        ));
-    }
+    let n = expect_len("codes", codes.len(), rows, cols)?;
     let (sr, sc) = (rows.div_ceil(gr), cols.div_ceil(gc));
     if (scale_rows, scale_cols) != (sr, sc) {
         return Err(Error::Shape {

@@ -4,7 +4,7 @@
 //! `deep_gemm/utils/math.py` (`per_token_cast_to_fp4`'s packing, `transpose_packed_fp4`,
 //! `pack_ue8m0_to_int`, `unpack_ue8m0_from_int`).
 
-use super::{checked_len, len_error};
+use crate::error::{checked_len, expect_len, len_error};
 use crate::{Error, Result};
 
 fn check_even(name: &'static str, value: usize) -> Result<()> {
@@ -31,15 +31,7 @@ fn check_even(name: &'static str, value: usize) -> Result<()> {
 /// `0xF` (its high nibble set: a caller bug, never silently dropped).
 pub fn pack_e2m1(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
     check_even("cols", cols)?;
-    let n = checked_len("codes", rows, cols)?;
-    if codes.len() != n {
-        return Err(len_error(
-            "codes",
-            format!("[{rows}, {cols}]"),
-            n,
-            codes.len(),
-        ));
-    }
+    expect_len("codes", codes.len(), rows, cols)?;
     if let Some(i) = codes.iter().position(|&c| c > 0xF) {
         return Err(Error::Argument {
             name: "codes",
@@ -153,15 +145,7 @@ pub fn ue8m0_codes_of(scales: &[f32]) -> Result<Vec<u8>> {
 ///
 /// Errors: [`Error::Shape`] (`"codes"`) when `codes.len() != rows * cols`.
 pub fn pack_ue8m0(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<i32>> {
-    let n = checked_len("codes", rows, cols)?;
-    if codes.len() != n {
-        return Err(len_error(
-            "codes",
-            format!("[{rows}, {cols}]"),
-            n,
-            codes.len(),
-        ));
-    }
+    let n = expect_len("codes", codes.len(), rows, cols)?;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -188,15 +172,7 @@ pub fn pack_ue8m0(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<i32>> {
 /// word) is not 0, which means the caller's `cols` does not match the packing.
 pub fn unpack_ue8m0(packed: &[i32], rows: usize, cols: usize) -> Result<Vec<u8>> {
     let words = cols.div_ceil(4);
-    let n = checked_len("packed", rows, words)?;
-    if packed.len() != n {
-        return Err(len_error(
-            "packed",
-            format!("[{rows}, {words}]"),
-            n,
-            packed.len(),
-        ));
-    }
+    expect_len("packed", packed.len(), rows, words)?;
     let mut out = Vec::with_capacity(rows * cols);
     for (w, word) in packed.iter().enumerate() {
         let bytes = word.to_le_bytes();
