@@ -280,8 +280,7 @@ fn grouped_products(
     let mut first = 0;
     for (bg, rows) in b.iter().zip(rows_of) {
         let db = bg.dequantize("sfb")?;
-        let part: Vec<usize> = (first..first + rows.len()).collect();
-        product_rows(&da.select_rows(&part), &db, c, d, rows);
+        product_rows(&da.row_range(first, rows.len()), &db, c, d, rows);
         first += rows.len();
     }
     Ok(())

@@ -458,16 +458,12 @@ impl Dense {
         &self.vals[r * self.k..(r + 1) * self.k]
     }
 
-    /// The listed rows, in order.
-    pub(crate) fn select_rows(&self, rows: &[usize]) -> Dense {
-        let mut vals = Vec::with_capacity(rows.len() * self.k);
-        for &r in rows {
-            vals.extend_from_slice(self.row(r));
-        }
+    /// Rows `start..start + len`, copied.
+    pub(crate) fn row_range(&self, start: usize, len: usize) -> Dense {
         Dense {
-            rows: rows.len(),
+            rows: len,
             k: self.k,
-            vals,
+            vals: self.vals[start * self.k..(start + len) * self.k].to_vec(),
         }
     }
 }
