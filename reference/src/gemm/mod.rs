@@ -399,8 +399,6 @@ fn product_rows(
             }
         });
     for (i, &r) in rows_out.iter().enumerate() {
-        for j in 0..n {
-            d.set(r, j, t[i * n + j]);
-        }
+        d.set_row(r, &t[i * n..(i + 1) * n]);
     }
 }

@@ -195,11 +195,29 @@ impl<'a> OutView<'a> {
     /// Writes a value already representable in the output dtype (see
     /// [`super::exact::Target::round`]).
     pub(crate) fn set(&mut self, r: usize, c: usize, v: f64) {
-        let i = r * self.ld + c;
+        self.set_row_from(r, c, &[v]);
+    }
+
+    /// Writes row `r` (columns `0..values.len()`) from values already representable in
+    /// the output dtype (see [`super::exact::Target::round`]).
+    pub(crate) fn set_row(&mut self, r: usize, values: &[f64]) {
+        self.set_row_from(r, 0, values);
+    }
+
+    /// Writes `values` into row `r` from column `c` on.
+    fn set_row_from(&mut self, r: usize, c: usize, values: &[f64]) {
+        let start = r * self.ld + c;
+        let range = start..start + values.len();
         match &mut self.buf {
-            OutBuf::Bf16(b) => b[i] = crate::format::bf16::from_f64(v),
-            OutBuf::F32(b) => b[i] = v as f32,
-            OutBuf::F64(b) => b[i] = v,
+            OutBuf::Bf16(b) => b[range]
+                .iter_mut()
+                .zip(values)
+                .for_each(|(o, &v)| *o = crate::format::bf16::from_f64(v)),
+            OutBuf::F32(b) => b[range]
+                .iter_mut()
+                .zip(values)
+                .for_each(|(o, &v)| *o = v as f32),
+            OutBuf::F64(b) => b[range].copy_from_slice(values),
         }
     }
 }
