@@ -70,14 +70,16 @@ pub enum Error {
     },
 }
 
-/// `rows * cols`, or [`Error::Shape`] naming `tensor` when it overflows `usize` (a
-/// broadcast view with stride 0 can describe a logically huge matrix).
-pub(crate) fn checked_len(tensor: &'static str, rows: usize, cols: usize) -> Result<usize, Error> {
-    rows.checked_mul(cols).ok_or_else(|| Error::Shape {
-        tensor,
-        expected: "a shape whose element count fits in usize".into(),
-        got: format!("[{rows}, {cols}]"),
-    })
+/// The element count of a shape, or [`Error::Shape`] naming `tensor` when it overflows
+/// `usize` (a broadcast view with stride 0 can describe a logically huge matrix).
+pub(crate) fn checked_len(tensor: &'static str, dims: &[usize]) -> Result<usize, Error> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape {
+            tensor,
+            expected: "a shape whose element count fits in usize".into(),
+            got: format!("{dims:?}"),
+        })
 }
 
 /// Shape error for a flat buffer of the wrong length.
@@ -89,17 +91,12 @@ pub(crate) fn len_error(tensor: &'static str, shape: String, need: usize, got: u
     }
 }
 
-/// Checks that a flat buffer of `len` elements holds exactly `[rows, cols]`; returns
-/// `rows * cols`.
-pub(crate) fn expect_len(
-    tensor: &'static str,
-    len: usize,
-    rows: usize,
-    cols: usize,
-) -> Result<usize, Error> {
-    let n = checked_len(tensor, rows, cols)?;
+/// Checks that a flat buffer of `len` elements holds exactly the shape `dims`; returns
+/// the element count.
+pub(crate) fn expect_len(tensor: &'static str, len: usize, dims: &[usize]) -> Result<usize, Error> {
+    let n = checked_len(tensor, dims)?;
     if len != n {
-        return Err(len_error(tensor, format!("[{rows}, {cols}]"), n, len));
+        return Err(len_error(tensor, format!("{dims:?}"), n, len));
     }
     Ok(n)
 }

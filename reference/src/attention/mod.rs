@@ -35,9 +35,10 @@ mod operand;
 pub use crate::gemm::{OutBuf, OutView};
 pub use operand::{Keys, KvCacheFormat, Query};
 
+use crate::error::checked_len;
 use crate::{Error, Result};
 use compute::{par_row_chunks, score};
-use operand::{check_cache_dim, decode_keys, len_err, mul, push_cache_block, KeyRows, QueryData};
+use operand::{check_cache_dim, decode_keys, len_err, push_cache_block, KeyRows, QueryData};
 
 /// Query (token, head) rows per parallel work item of the non-paged ops (the GEMM's
 /// M; about 1024 keeps its operands and result in L2).
@@ -100,7 +101,7 @@ fn prepare<'a>(x: &MqaInputs<'a>) -> Result<Prepared<'a>> {
     check_heads_dim(x.heads, x.dim)?;
     let q = QueryData::new(&x.q, x.seq_len, x.heads, x.dim)?;
     let kv = decode_keys(&x.kv, x.seq_len_kv, x.dim)?;
-    let nw = mul("weights", &[x.seq_len, x.heads])?;
+    let nw = checked_len("weights", &[x.seq_len, x.heads])?;
     if x.weights.len() != nw {
         return Err(len_err(
             "weights",
@@ -308,11 +309,11 @@ pub fn paged_mqa_logits(x: &PagedMqaInputs, clean_logits: bool, out: &mut OutVie
         });
     }
     check_cache_dim(x.kv_format, x.dim)?;
-    let tokens = mul("q", &[x.batch, x.next_n])?;
+    let tokens = checked_len("q", &[x.batch, x.next_n])?;
     let q = QueryData::new(&x.q, tokens, x.heads, x.dim)?;
     let row_bytes = x.kv_format.row_bytes(x.dim);
-    let block_bytes = mul("kv_cache", &[x.block_kv, row_bytes])?;
-    let need = mul("kv_cache", &[x.num_blocks, block_bytes])?;
+    let block_bytes = checked_len("kv_cache", &[x.block_kv, row_bytes])?;
+    let need = checked_len("kv_cache", &[x.num_blocks, block_bytes])?;
     if x.kv_cache.len() != need {
         return Err(len_err(
             "kv_cache",
@@ -320,21 +321,21 @@ pub fn paged_mqa_logits(x: &PagedMqaInputs, clean_logits: bool, out: &mut OutVie
             x.kv_cache.len(),
         ));
     }
-    if x.weights.len() != mul("weights", &[tokens, x.heads])? {
+    if x.weights.len() != checked_len("weights", &[tokens, x.heads])? {
         return Err(len_err(
             "weights",
             format!("[{tokens}, {}]", x.heads),
             x.weights.len(),
         ));
     }
-    if x.block_table.len() != mul("block_table", &[x.batch, x.max_blocks])? {
+    if x.block_table.len() != checked_len("block_table", &[x.batch, x.max_blocks])? {
         return Err(len_err(
             "block_table",
             format!("[{}, {}]", x.batch, x.max_blocks),
             x.block_table.len(),
         ));
     }
-    let max_model_len = mul("logits", &[x.max_blocks, x.block_kv])?;
+    let max_model_len = checked_len("logits", &[x.max_blocks, x.block_kv])?;
     check_out(out, tokens, max_model_len)?;
     // Visible length of every query token.
     let (lens, per_token) = match x.context_lens {

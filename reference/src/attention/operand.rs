@@ -1,5 +1,6 @@
 //! The operands of the MQA logits ops and their exact decoding to f64.
 
+use crate::error::{checked_len, expect_len};
 use crate::format::{e2m1, e4m3, ue8m0};
 use crate::{Error, Result};
 
@@ -82,23 +83,6 @@ pub(crate) fn len_err(tensor: &'static str, expected: String, got: usize) -> Err
     }
 }
 
-pub(crate) fn mul(name: &'static str, dims: &[usize]) -> Result<usize> {
-    dims.iter().try_fold(1usize, |acc, &d| {
-        acc.checked_mul(d).ok_or_else(|| Error::Argument {
-            name,
-            reason: format!("size {dims:?} overflows usize"),
-        })
-    })
-}
-
-fn expect_len(tensor: &'static str, got: usize, dims: &[usize]) -> Result<()> {
-    let need = mul(tensor, dims)?;
-    if got != need {
-        return Err(len_err(tensor, format!("{dims:?} = {need} elements"), got));
-    }
-    Ok(())
-}
-
 fn check_fp4_dim(dim: usize) -> Result<()> {
     if dim % 32 != 0 {
         return Err(Error::Argument {
@@ -151,7 +135,7 @@ impl<'a> QueryData<'a> {
             Query::Fp4 { values, scales } => {
                 check_fp4_dim(dim)?;
                 expect_len("q", values.len(), &[tokens, heads, dim / 2])?;
-                let rows = mul("q_scales", &[tokens, heads])?;
+                let rows = checked_len("q_scales", &[tokens, heads])?;
                 let codes = unpack_scales("q_scales", scales, rows, dim)?;
                 Ok(QueryData::Fp4 { values, codes })
             }

@@ -237,7 +237,7 @@ pub fn k_grouped_gemm(
     check_out(
         c.as_ref(),
         d,
-        crate::error::checked_len("d", a.len(), m)?,
+        crate::error::checked_len("d", &[a.len(), m])?,
         n,
     )?;
     for (ag, bg) in a.iter().zip(b) {

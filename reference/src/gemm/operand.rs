@@ -56,7 +56,7 @@ impl Scales<'_> {
                 got: format!("[{}, {}]", self.rows(), self.cols()),
             });
         }
-        let mut out = Vec::with_capacity(checked_len(tensor, rows, cols)?);
+        let mut out = Vec::with_capacity(checked_len(tensor, &[rows, cols])?);
         for r in 0..rows {
             if used.is_some_and(|u| !u[r]) {
                 out.extend(std::iter::repeat_n(0.0, cols));
@@ -373,7 +373,7 @@ impl Operand<'_> {
     ) -> Result<Dense> {
         let k = self.k();
         let n_out = rows.map_or(self.rows(), <[usize]>::len);
-        let mut vals = vec![0.0f64; checked_len(tensor, n_out, k)?];
+        let mut vals = vec![0.0f64; checked_len(tensor, &[n_out, k])?];
         let (s, g, w) = self.scale_values(tensor, rows)?;
         if k == 0 {
             return Ok(Dense {

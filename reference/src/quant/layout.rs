@@ -82,8 +82,8 @@ pub fn to_tma_aligned_mn_major<T: Copy + Default>(
     mn: usize,
     kb: usize,
 ) -> Result<Vec<T>> {
-    let per = checked_len("sf", mn, kb)?;
-    let n = checked_len("sf", groups, per)?;
+    let per = checked_len("sf", &[mn, kb])?;
+    let n = checked_len("sf", &[groups, per])?;
     if sf.len() != n {
         return Err(len_error(
             "sf",
@@ -168,8 +168,8 @@ pub fn to_tma_aligned_packed_ue8m0(
     mn: usize,
     kb: usize,
 ) -> Result<Vec<i32>> {
-    let rows = checked_len("scales", groups, mn)?;
-    let n = checked_len("scales", rows, kb)?;
+    let rows = checked_len("scales", &[groups, mn])?;
+    let n = checked_len("scales", &[rows, kb])?;
     if scales.len() != n {
         return Err(len_error(
             "scales",
@@ -199,7 +199,7 @@ pub fn from_tma_aligned_packed_ue8m0(
 ) -> Result<Vec<f32>> {
     let words = kb.div_ceil(4);
     let packed = from_tma_aligned_mn_major(data, groups, mn, words)?;
-    let rows = checked_len("data", groups, mn)?;
+    let rows = checked_len("data", &[groups, mn])?;
     let codes = unpack_ue8m0(&packed, rows, kb)?;
     codes
         .iter()

@@ -292,7 +292,7 @@ fn cast(
     round: ScaleRound,
 ) -> Result<Quantized> {
     let (gr, gc) = gran;
-    let n = expect_len("x", x.len(), rows, cols)?;
+    let n = expect_len("x", x.len(), &[rows, cols])?;
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {
             tensor: "x",
@@ -415,7 +415,7 @@ pub fn dequantize_parts(
             reason: format!("granularity ({gr}, {gc}) must be >= 1 in both dimensions"),
         });
     }
-    let n = expect_len("codes", codes.len(), rows, cols)?;
+    let n = expect_len("codes", codes.len(), &[rows, cols])?;
     let (sr, sc) = (rows.div_ceil(gr), cols.div_ceil(gc));
     if (scale_rows, scale_cols) != (sr, sc) {
         return Err(Error::Shape {

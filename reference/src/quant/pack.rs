@@ -31,7 +31,7 @@ fn check_even(name: &'static str, value: usize) -> Result<()> {
 /// `0xF` (its high nibble set: a caller bug, never silently dropped).
 pub fn pack_e2m1(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
     check_even("cols", cols)?;
-    expect_len("codes", codes.len(), rows, cols)?;
+    expect_len("codes", codes.len(), &[rows, cols])?;
     if let Some(i) = codes.iter().position(|&c| c > 0xF) {
         return Err(Error::Argument {
             name: "codes",
@@ -56,7 +56,7 @@ pub fn pack_e2m1(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
 /// (`"packed"`) when `packed.len() != rows * cols / 2`.
 pub fn unpack_e2m1(packed: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
     check_even("cols", cols)?;
-    let n = checked_len("packed", rows, cols / 2)?;
+    let n = checked_len("packed", &[rows, cols / 2])?;
     if packed.len() != n {
         return Err(len_error(
             "packed",
@@ -145,7 +145,7 @@ pub fn ue8m0_codes_of(scales: &[f32]) -> Result<Vec<u8>> {
 ///
 /// Errors: [`Error::Shape`] (`"codes"`) when `codes.len() != rows * cols`.
 pub fn pack_ue8m0(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<i32>> {
-    let n = expect_len("codes", codes.len(), rows, cols)?;
+    let n = expect_len("codes", codes.len(), &[rows, cols])?;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -172,7 +172,7 @@ pub fn pack_ue8m0(codes: &[u8], rows: usize, cols: usize) -> Result<Vec<i32>> {
 /// word) is not 0, which means the caller's `cols` does not match the packing.
 pub fn unpack_ue8m0(packed: &[i32], rows: usize, cols: usize) -> Result<Vec<u8>> {
     let words = cols.div_ceil(4);
-    expect_len("packed", packed.len(), rows, words)?;
+    expect_len("packed", packed.len(), &[rows, words])?;
     let mut out = Vec::with_capacity(rows * cols);
     for (w, word) in packed.iter().enumerate() {
         let bytes = word.to_le_bytes();
