@@ -1,7 +1,36 @@
-//! `scalegemm`: Hopper (sm_90a) tensor-core kernels for large language models.
+//! `scalegemm`: Hopper (sm_90a) tensor-core kernels for fine-grained-scaled FP8 GEMMs,
+//! JIT-compiled with NVRTC at run time and launched through `cudarc`.
 //!
-//! This crate is empty for now: the JIT runtime (NVRTC → CUBIN, disk cache, launch
-//! helpers) and the first kernel, `fp8_gemm_nt`, land with the issue "JIT runtime and
-//! the first Hopper FP8 GEMM". The exact CPU reference the kernels are judged against is
-//! the separate crate `scalegemm-reference`, which this crate never depends on
-//! (DESIGN §1).
+//! - [`runtime`]: the device handle ([`Device`]), NVRTC compilation to CUBIN, the disk and
+//!   memory JIT caches, TMA descriptors, launches with clusters and PDL;
+//! - [`tensor`]: typed device operands ([`Matrix`], [`Fp8Operand`] with its scales and
+//!   recipe);
+//! - [`gemm`]: [`fp8_gemm_nt`] (DeepSeek-V3 recipe: A 1×128, B 128×128 FP32 scales, BF16
+//!   out);
+//! - [`layout`]: scale-factor layout transforms (TMA-aligned MN-major), host and GPU.
+//!
+//! Nothing CUDA is needed to build: `libcuda` and `libnvrtc` are loaded at run time.
+//! Without them every entry point returns [`Error::NoDevice`] / [`Error::NoNvrtc`].
+//!
+//! Environment variables: `SCALEGEMM_CACHE_DIR` (JIT cache directory), `SCALEGEMM_JIT_DEBUG`
+//! (compile times, cache hits, registers), `SCALEGEMM_DUMP_PTX` / `SCALEGEMM_DUMP_SASS`
+//! (write sources, PTX, CUBIN and SASS to a directory), `SCALEGEMM_PRINT_CONFIGS` (chosen
+//! tiles), `SCALEGEMM_NUM_SMS` (limit the SMs persistent kernels use).
+#![warn(missing_docs)]
+
+mod error;
+pub mod gemm;
+pub mod layout;
+pub mod runtime;
+pub mod tensor;
+
+pub use error::Error;
+pub use gemm::{fp8_gemm_nt, fp8_gemm_nt_with_config, Fp8GemmConfig};
+pub use runtime::Device;
+pub use tensor::{Fp8Operand, Fp8Recipe, Fp8Scales, Matrix, MatrixMut};
+
+/// Re-export of the `cudarc` version whose types the API takes.
+pub use cudarc;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

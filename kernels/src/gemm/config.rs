@@ -1,0 +1,132 @@
+//! Tile configurations of the FP8 GEMM and the heuristic that picks one per problem.
+
+use crate::runtime::KernelSpec;
+
+use super::wgmma;
+
+/// The most dynamic shared memory a CTA may use on sm_90 (227 KiB).
+pub const MAX_SMEM_BYTES: u32 = 232_448;
+
+/// BLOCK_N values the heuristic chooses from (multiples of 16; non-powers of two balance
+/// the last wave over 132 SMs).
+pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 160];
+
+/// Most pipeline stages used (more buys nothing once the TMA latency is covered).
+pub const MAX_STAGES: u32 = 8;
+
+/// One compile-time configuration of `fp8_gemm_1d2d` plus its run-time rasterisation band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fp8GemmConfig {
+    /// Rows per tile: 64 (one math warpgroup) or 128 (two).
+    pub block_m: u32,
+    /// Columns per tile (a multiple of 8 up to 256; the `wgmma` N).
+    pub block_n: u32,
+    /// Shared-memory ring depth.
+    pub stages: u32,
+    /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`).
+    pub band: u32,
+}
+
+impl Fp8GemmConfig {
+    /// A config with the most stages that fit in shared memory.
+    pub fn new(block_m: u32, block_n: u32) -> Self {
+        let stages = (MAX_SMEM_BYTES / Self::stage_bytes(block_m, block_n)).min(MAX_STAGES);
+        Fp8GemmConfig {
+            block_m,
+            block_n,
+            stages,
+            band: 8,
+        }
+    }
+
+    fn stage_bytes(block_m: u32, block_n: u32) -> u32 {
+        let sfa = (block_m * 4).div_ceil(128) * 128;
+        block_m * 128 + block_n * 128 + sfa + 16 // + the stage's two mbarriers
+    }
+
+    /// Dynamic shared memory per CTA, bytes.
+    pub fn smem_bytes(&self) -> u32 {
+        self.stages * Self::stage_bytes(self.block_m, self.block_n)
+    }
+
+    /// Threads per CTA: 128 per math warpgroup plus the producer warpgroup.
+    pub fn threads(&self) -> u32 {
+        (self.block_m / 64 + 1) * 128
+    }
+
+    /// The JIT specification (source, entry point, defines).
+    pub fn spec(&self) -> KernelSpec {
+        KernelSpec {
+            label: format!(
+                "fp8_gemm_1d2d<BLOCK_M={}, BLOCK_N={}, STAGES={}>",
+                self.block_m, self.block_n, self.stages
+            ),
+            file: "gemm/fp8_gemm_1d2d.cuh",
+            function: "fp8_gemm_1d2d",
+            prelude: wgmma::fp8_wrapper(self.block_n),
+            defines: vec![
+                ("BLOCK_M".into(), self.block_m.to_string()),
+                ("BLOCK_N".into(), self.block_n.to_string()),
+                ("STAGES".into(), self.stages.to_string()),
+            ],
+        }
+    }
+}
+
+/// Picks the tile for an `m × n` output on `sms` SMs: BLOCK_M 64 when M ≤ 64 (else 128),
+/// and the BLOCK_N with the fewest waves of tiles, then the fullest last wave, then the
+/// largest.
+pub fn choose(m: usize, n: usize, sms: u32) -> Fp8GemmConfig {
+    let block_m = if m <= 64 { 64 } else { 128 };
+    let sms = sms.max(1) as usize;
+    let best = BLOCK_N_CANDIDATES
+        .iter()
+        .map(|&bn| {
+            let tiles = m.div_ceil(block_m as usize) * n.div_ceil(bn as usize);
+            let waves = tiles.div_ceil(sms);
+            let last = tiles - (waves.saturating_sub(1)) * sms;
+            (waves, std::cmp::Reverse(last), std::cmp::Reverse(bn))
+        })
+        .min()
+        .map(|(_, _, std::cmp::Reverse(bn))| bn)
+        .unwrap_or(128);
+    Fp8GemmConfig::new(block_m, best)
+}
+
+/// Every configuration [`choose`] can return (what the CI compile gate builds).
+pub fn all_configs() -> Vec<Fp8GemmConfig> {
+    [64, 128]
+        .iter()
+        .flat_map(|&bm| {
+            BLOCK_N_CANDIDATES
+                .iter()
+                .map(move |&bn| Fp8GemmConfig::new(bm, bn))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_choice_is_in_all_configs_and_fits() {
+        let all = all_configs();
+        for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
+            for &n in &[1, 16, 33, 576, 2112, 4096, 7168, 24576, 32768] {
+                let c = choose(m, n, 132);
+                assert!(all.contains(&c), "{c:?}");
+            }
+        }
+        for c in &all {
+            assert!(c.stages >= 2 && c.smem_bytes() <= MAX_SMEM_BYTES, "{c:?}");
+            assert_eq!(c.block_n * 128 % 1024, 0);
+        }
+    }
+
+    #[test]
+    fn small_m_uses_one_math_warpgroup() {
+        assert_eq!(choose(1, 7168, 132).block_m, 64);
+        assert_eq!(choose(4096, 7168, 132).block_m, 128);
+    }
+}

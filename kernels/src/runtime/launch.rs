@@ -1,0 +1,98 @@
+//! Kernel launches through `cuLaunchKernelEx`: grid, block, dynamic shared memory,
+//! cluster dimensions and programmatic dependent launch (CUDA driver API §6.22).
+
+use std::ffi::c_void;
+
+use cudarc::driver::{sys, CudaFunction, CudaStream};
+
+use crate::Error;
+
+/// How to launch one kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launch {
+    /// Grid size in CTAs (x, y, z).
+    pub grid: (u32, u32, u32),
+    /// CTA size in threads (x, y, z).
+    pub block: (u32, u32, u32),
+    /// Dynamic shared memory per CTA in bytes (above 48 KiB the function attribute is raised
+    /// by [`Launch::run`]).
+    pub smem_bytes: u32,
+    /// Thread-block cluster size along x (1 = no cluster).
+    pub cluster_x: u32,
+    /// Programmatic dependent launch: the kernel may start while the previous kernel on the
+    /// stream finishes (`CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION`).
+    pub pdl: bool,
+}
+
+/// One kernel argument as the driver takes it: a pointer to its bytes.
+pub type Arg = *mut c_void;
+
+/// Makes an [`Arg`] pointing at `value`, which must outlive the launch call.
+pub fn arg<T>(value: &T) -> Arg {
+    value as *const T as *mut c_void
+}
+
+impl Launch {
+    /// Launches `func` on `stream` with `args` (one pointer per kernel parameter, in order).
+    ///
+    /// # Safety
+    /// `args` must match the kernel's parameter list in number, order and types, every
+    /// pointer must stay valid for the call, and every device pointer among the arguments
+    /// must be valid for what the kernel accesses.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] if raising the shared-memory limit or the launch fails.
+    pub unsafe fn run(
+        &self,
+        func: &CudaFunction,
+        stream: &CudaStream,
+        args: &mut [Arg],
+    ) -> Result<(), Error> {
+        if self.smem_bytes > 48 * 1024 {
+            func.set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                self.smem_bytes as i32,
+            )
+            .map_err(Error::driver("raising the dynamic shared memory limit"))?;
+        }
+        let mut attrs: Vec<sys::CUlaunchAttribute> = Vec::with_capacity(2);
+        if self.cluster_x > 1 {
+            let mut a: sys::CUlaunchAttribute = std::mem::zeroed();
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            a.value.clusterDim.x = self.cluster_x;
+            a.value.clusterDim.y = 1;
+            a.value.clusterDim.z = 1;
+            attrs.push(a);
+        }
+        if self.pdl {
+            let mut a: sys::CUlaunchAttribute = std::mem::zeroed();
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            a.value.programmaticStreamSerializationAllowed = 1;
+            attrs.push(a);
+        }
+        let config = sys::CUlaunchConfig {
+            gridDimX: self.grid.0,
+            gridDimY: self.grid.1,
+            gridDimZ: self.grid.2,
+            blockDimX: self.block.0,
+            blockDimY: self.block.1,
+            blockDimZ: self.block.2,
+            sharedMemBytes: self.smem_bytes,
+            hStream: stream.cu_stream(),
+            attrs: if attrs.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                attrs.as_mut_ptr()
+            },
+            numAttrs: attrs.len() as u32,
+        };
+        sys::cuLaunchKernelEx(
+            &config,
+            func.cu_function(),
+            args.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+        .result()
+        .map_err(Error::driver("cuLaunchKernelEx"))
+    }
+}

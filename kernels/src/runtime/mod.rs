@@ -1,0 +1,170 @@
+//! The runtime every kernel uses: the device handle, NVRTC, the JIT caches, TMA
+//! descriptors and launches.
+
+pub mod cache;
+pub mod jit;
+pub mod launch;
+pub mod nvrtc;
+pub mod source;
+pub mod tma;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaStream};
+use cudarc::nvrtc::Ptx;
+
+pub use jit::KernelSpec;
+
+use crate::Error;
+
+/// Whether `libcuda` can be loaded. Every other driver call of cudarc panics without it,
+/// so [`Device::new`] checks this first.
+pub fn is_driver_available() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { sys::is_culib_present() }
+}
+
+/// A Hopper GPU, a stream on it, and the kernels loaded for it.
+///
+/// Kernels launched through one `Device` run in order on its stream; results are visible to
+/// the host after [`Device::synchronize`] (or a blocking copy on the same stream). Loaded
+/// functions are cached in memory per kernel configuration; compiled CUBINs also on disk
+/// ([`cache`]).
+pub struct Device {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    sm_count: u32,
+    cc: (i32, i32),
+    functions: Mutex<HashMap<KernelSpec, CudaFunction>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("ordinal", &self.ctx.ordinal())
+            .field("sm_count", &self.sm_count)
+            .field("compute_capability", &self.cc)
+            .finish()
+    }
+}
+
+impl Device {
+    /// Opens GPU `ordinal` (0-based) and creates a stream on it.
+    ///
+    /// # Errors
+    /// [`Error::NoDevice`] when `libcuda` cannot be loaded, the driver fails to initialise or
+    /// there is no such device; [`Error::Unsupported`] when it is not compute capability 9.0
+    /// (Hopper: these kernels use sm_90a-only instructions).
+    pub fn new(ordinal: usize) -> Result<Self, Error> {
+        if !is_driver_available() {
+            return Err(Error::NoDevice(
+                "libcuda.so.1 is not on the loader path (no NVIDIA driver)".into(),
+            ));
+        }
+        let count = CudaContext::device_count()
+            .map_err(|e| Error::NoDevice(format!("cuInit/cuDeviceGetCount: {e}")))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(Error::NoDevice(format!(
+                "device {ordinal} requested, {count} present"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| Error::NoDevice(format!("creating a context: {e}")))?;
+        let cc = ctx
+            .compute_capability()
+            .map_err(Error::driver("querying the compute capability"))?;
+        if cc != (9, 0) {
+            return Err(Error::Unsupported(cc));
+        }
+        let sm_count = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(Error::driver("querying the SM count"))? as u32;
+        let stream = ctx
+            .new_stream()
+            .map_err(Error::driver("creating a stream"))?;
+        Ok(Device {
+            ctx,
+            stream,
+            sm_count,
+            cc,
+            functions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cudarc context (allocate device memory through [`Device::stream`]).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream every launch of this handle goes to.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The number of streaming multiprocessors (132 on an H200 SXM).
+    pub fn sm_count(&self) -> u32 {
+        self.sm_count
+    }
+
+    /// SMs the persistent kernels may use: [`Device::sm_count`], or fewer when
+    /// `SCALEGEMM_NUM_SMS` is set to a smaller positive number (to leave SMs to
+    /// communication kernels running alongside).
+    pub fn usable_sms(&self) -> u32 {
+        std::env::var("SCALEGEMM_NUM_SMS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&n| n > 0)
+            .map_or(self.sm_count, |n| n.min(self.sm_count))
+    }
+
+    /// Compute capability as `(major, minor)`; always `(9, 0)` for a constructed handle.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.cc
+    }
+
+    /// Waits until every launch issued on [`Device::stream`] has finished.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] with the first asynchronous error of those launches.
+    pub fn synchronize(&self) -> Result<(), Error> {
+        self.stream
+            .synchronize()
+            .map_err(Error::driver("synchronising the stream"))
+    }
+
+    /// The loaded function for `spec`: from memory, else from the disk cache or NVRTC.
+    ///
+    /// # Errors
+    /// Compilation errors ([`Error::NoNvrtc`], [`Error::Compile`]) and module-loading
+    /// driver errors.
+    pub fn function(&self, spec: &KernelSpec) -> Result<CudaFunction, Error> {
+        if let Some(f) = self
+            .functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(spec)
+        {
+            return Ok(f.clone());
+        }
+        let compiled = jit::compile(spec)?;
+        let module = self
+            .ctx
+            .load_module(Ptx::from_binary(compiled.cubin))
+            .map_err(Error::driver(format!(
+                "loading the module of {}",
+                spec.label
+            )))?;
+        let func = module
+            .load_function(spec.function)
+            .map_err(Error::driver(format!(
+                "finding {} in its module",
+                spec.function
+            )))?;
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.clone(), func.clone());
+        Ok(func)
+    }
+}

@@ -1,0 +1,93 @@
+//! The offline compile gate (no GPU needed): every kernel configuration the library can
+//! pick compiles with NVRTC to an sm_90a CUBIN, GEMM kernels use no local memory (stack
+//! frame or spills) and their SASS contains `QGMMA` (FP8 wgmma).
+//!
+//! Needs `libnvrtc.so.13` on the loader path and, for the SASS checks, `cuobjdump` on
+//! `PATH` (CI installs the `nvidia-cuda-nvrtc` / `nvidia-cuda-cuobjdump` wheels, see
+//! `scripts/cuda-wheels.sh`). Where they are absent the trials are reported as ignored.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use scalegemm::gemm::config::all_configs;
+use scalegemm::runtime::{jit, nvrtc, KernelSpec};
+
+fn cuobjdump_available() -> bool {
+    std::process::Command::new("cuobjdump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn check(spec: &KernelSpec, gemm: bool, sass: bool) -> Result<(), Failed> {
+    let cubin =
+        nvrtc::compile(&spec.label, &spec.source(), &spec.options()).map_err(|e| e.to_string())?;
+    let usage = nvrtc::parse_resource_usage(&cubin.log)
+        .ok_or_else(|| format!("no ptxas report in the NVRTC log:\n{}", cubin.log))?;
+    if gemm && usage.uses_local_memory() {
+        return Err(format!(
+            "{}: local memory used: {usage:?}\n{}",
+            spec.label, cubin.log
+        )
+        .into());
+    }
+    if sass {
+        let dir = std::env::temp_dir().join(format!("scalegemm-gate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!(
+            "{}.cubin",
+            spec.label
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ));
+        std::fs::write(&path, &cubin.bytes).map_err(|e| e.to_string())?;
+        let text = jit::sass(&path)?;
+        let _ = std::fs::remove_file(&path);
+        if gemm && !text.contains("QGMMA") {
+            return Err(format!("{}: no QGMMA in the SASS", spec.label).into());
+        }
+        if text.contains("LDL") || text.contains("STL") {
+            return Err(format!("{}: local loads/stores in the SASS", spec.label).into());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let have_nvrtc = nvrtc::is_available();
+    let have_sass = have_nvrtc && cuobjdump_available();
+    let mut specs: Vec<(KernelSpec, bool)> = all_configs()
+        .into_iter()
+        .map(|c| (c.spec(), true))
+        .collect();
+    specs.push((
+        KernelSpec {
+            label: "sf_to_tma_aligned_mn_major".into(),
+            file: "layout/sf_transform.cuh",
+            function: "sf_to_tma_aligned_mn_major",
+            prelude: String::new(),
+            defines: vec![],
+        },
+        false,
+    ));
+    let mut trials = Vec::new();
+    for (spec, gemm) in specs {
+        let s = spec.clone();
+        trials.push(
+            Trial::test(format!("compile {}", spec.label), move || {
+                check(&s, gemm, false)
+            })
+            .with_ignored_flag(!have_nvrtc),
+        );
+        trials.push(
+            Trial::test(format!("sass {}", spec.label), move || {
+                check(&spec, gemm, true)
+            })
+            .with_ignored_flag(!have_sass),
+        );
+    }
+    if !have_nvrtc {
+        eprintln!("compile gate: libnvrtc not found, every trial is ignored");
+    } else if !have_sass {
+        eprintln!("compile gate: cuobjdump not on PATH, SASS trials are ignored");
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
