@@ -4,7 +4,8 @@
 //!
 //! Needs `libnvrtc.so.13` on the loader path and, for the SASS checks, `cuobjdump` on
 //! `PATH` (CI installs the `nvidia-cuda-nvrtc` / `nvidia-cuda-cuobjdump` wheels, see
-//! `scripts/cuda-wheels.sh`). Where they are absent the trials are reported as ignored.
+//! `scripts/cuda-wheels.sh`). Where they are absent the trials are reported as ignored,
+//! unless `SCALEGEMM_REQUIRE_NVRTC=1` (set by `.ci/run`), which makes them fail.
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use scalegemm::gemm::config::all_configs;
@@ -52,8 +53,11 @@ fn check(spec: &KernelSpec, gemm: bool, sass: bool) -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let have_nvrtc = nvrtc::is_available();
-    let have_sass = have_nvrtc && cuobjdump_available();
+    // CI sets SCALEGEMM_REQUIRE_NVRTC=1: there a missing tool fails the gate instead of
+    // turning it into ignored trials.
+    let required = std::env::var("SCALEGEMM_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    let have_nvrtc = nvrtc::is_available() || required;
+    let have_sass = (nvrtc::is_available() && cuobjdump_available()) || required;
     let mut specs: Vec<(KernelSpec, bool)> = all_configs()
         .into_iter()
         .map(|c| (c.spec(), true))

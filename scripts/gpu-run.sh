@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, what scripts/gpu-bundle.sh collected.
+# Logs go to $OUT (the device tool's output folder) or ./gpu-logs.
+#   bash .gpu/gpu-run.sh tests     the GPU suite, twice (the second run must hit the JIT cache)
+#   bash .gpu/gpu-run.sh memcheck  compute-sanitizer memcheck + racecheck on the smaller cases
+#   bash .gpu/gpu-run.sh report    scalegemm-verify report --out $OUT/report
+#   bash .gpu/gpu-run.sh all       all of the above
+set -uo pipefail
+OUT="${OUT:-gpu-logs}"
+mkdir -p "$OUT"
+BIN="$(cd "$(dirname "$0")" && pwd)/bin"
+export SCALEGEMM_CACHE_DIR="${SCALEGEMM_CACHE_DIR:-/tmp/scalegemm-jit-cache}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+
+run_tests() {
+    rm -rf "$SCALEGEMM_CACHE_DIR"
+    echo "== GPU tests, first process (cold JIT cache)"
+    /usr/bin/time -v -o "$OUT/tests-1.time" env SCALEGEMM_JIT_DEBUG=1 "$BIN/gpu_fp8_gemm" --test-threads 4 \
+        > "$OUT/tests-1.log" 2>&1
+    echo "rc=$?"; tail -n 3 "$OUT/tests-1.log"
+    echo "== GPU tests, second process (warm JIT cache)"
+    env SCALEGEMM_JIT_DEBUG=1 "$BIN/gpu_fp8_gemm" --test-threads 4 > "$OUT/tests-2.log" 2>&1
+    echo "rc=$?"; tail -n 3 "$OUT/tests-2.log"
+    echo "compiles: first $(grep -c 'jit\] compiled' "$OUT/tests-1.log"), second $(grep -c 'jit\] compiled' "$OUT/tests-2.log") (cache hits $(grep -c 'cache hit' "$OUT/tests-2.log"))"
+}
+
+run_memcheck() {
+    for tool in memcheck racecheck; do
+        echo "== compute-sanitizer --tool $tool"
+        for filter in proptest "all configs" "ldd=" "K=" "errors"; do
+            compute-sanitizer --tool "$tool" --error-exitcode 9 "$BIN/gpu_fp8_gemm" --test-threads 1 "$filter" \
+                > "$OUT/$tool-${filter// /_}.log" 2>&1
+            echo "$tool '$filter': rc=$? $(grep -E 'ERROR SUMMARY|test result' "$OUT/$tool-${filter// /_}.log" | tr '\n' ' ')"
+        done
+    done
+}
+
+run_report() {
+    if [ -x "$BIN/scalegemm-verify" ]; then
+        echo "== scalegemm-verify report"
+        "$BIN/scalegemm-verify" report --out "$OUT/report" > "$OUT/report.log" 2>&1
+        echo "rc=$?"; tail -n 40 "$OUT/report.log"
+    fi
+}
+
+case "${1:-all}" in
+    tests) run_tests ;;
+    memcheck) run_memcheck ;;
+    report) run_report ;;
+    all) run_tests; run_memcheck; run_report ;;
+    *) echo "usage: gpu-run.sh [tests|memcheck|report|all]"; exit 2 ;;
+esac
