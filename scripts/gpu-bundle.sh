@@ -3,7 +3,7 @@
 # scripts/gpu-run.sh into the git-ignored .gpu/ (must stay under the 64 MiB carry limit):
 #   .gpu/bin/gpu_fp8_gemm      GPU test suite (verify/tests/gpu_fp8_gemm.rs)
 #   .gpu/bin/scalegemm-verify  the report CLI (when it exists)
-#   .gpu/bin/<bench>           GPU benchmark binaries (when they exist)
+#   .gpu/bin/bench_*           GPU benchmark binaries (benches/src/bin)
 # Then, with the device tool: run(command="bash .gpu/gpu-run.sh all", carry=[".gpu"]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +17,11 @@ for line in sys.stdin:
     if m.get("executable") and m.get("profile", {}).get("test"): print(m["target"]["name"], m["executable"])' \
     | while read -r name exe; do cp "$exe" ".gpu/bin/$name"; done
 if cargo build --release -q -p scalegemm-verify --bin scalegemm-verify 2>/dev/null; then
-    cp target/release/scalegemm-verify .gpu/bin/
+    cp "${CARGO_TARGET_DIR:-target}/release/scalegemm-verify" .gpu/bin/
 fi
 if [ -d benches/src/bin ]; then
     cargo build --release -q -p scalegemm-bench --bins
-    for f in benches/src/bin/*.rs; do cp "target/release/$(basename "$f" .rs)" .gpu/bin/; done
+    for f in benches/src/bin/*.rs; do cp "${CARGO_TARGET_DIR:-target}/release/$(basename "$f" .rs)" .gpu/bin/; done
 fi
 strip .gpu/bin/*
 cp scripts/gpu-run.sh .gpu/

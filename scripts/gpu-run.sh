@@ -3,6 +3,7 @@
 # Logs go to $OUT (the device tool's output folder) or ./gpu-logs.
 #   bash .gpu/gpu-run.sh tests     the GPU suite, twice (the second run must hit the JIT cache)
 #   bash .gpu/gpu-run.sh memcheck  compute-sanitizer memcheck + racecheck on the smaller cases
+#   bash .gpu/gpu-run.sh bench     GPU benchmarks (bench_fp8_gemm)
 #   bash .gpu/gpu-run.sh report    scalegemm-verify report --out $OUT/report
 #   bash .gpu/gpu-run.sh all       all of the above
 set -uo pipefail
@@ -27,12 +28,20 @@ run_tests() {
 run_memcheck() {
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool"
-        for filter in proptest "all configs" "ldd=" "K=" "errors"; do
+        for filter in proptest configuration "ldd=" "K=" errors; do
             compute-sanitizer --tool "$tool" --error-exitcode 9 "$BIN/gpu_fp8_gemm" --test-threads 1 "$filter" \
-                > "$OUT/$tool-${filter// /_}.log" 2>&1
-            echo "$tool '$filter': rc=$? $(grep -E 'ERROR SUMMARY|test result' "$OUT/$tool-${filter// /_}.log" | tr '\n' ' ')"
+                > "$OUT/$tool-${filter//[^a-z]/_}.log" 2>&1
+            echo "$tool '$filter': rc=$? $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$OUT/$tool-${filter//[^a-z]/_}.log" | tr '\n' ' ')"
         done
     done
+}
+
+run_bench() {
+    if [ -x "$BIN/bench_fp8_gemm" ]; then
+        echo "== bench_fp8_gemm"
+        OUT="$OUT" "$BIN/bench_fp8_gemm" > "$OUT/bench.md" 2>&1
+        echo "rc=$?"; cat "$OUT/bench.md"
+    fi
 }
 
 run_report() {
@@ -46,7 +55,8 @@ run_report() {
 case "${1:-all}" in
     tests) run_tests ;;
     memcheck) run_memcheck ;;
+    bench) run_bench ;;
     report) run_report ;;
-    all) run_tests; run_memcheck; run_report ;;
-    *) echo "usage: gpu-run.sh [tests|memcheck|report|all]"; exit 2 ;;
+    all) run_tests; run_bench; run_memcheck; run_report ;;
+    *) echo "usage: gpu-run.sh [tests|memcheck|bench|report|all]"; exit 2 ;;
 esac
