@@ -6,7 +6,8 @@
 //! GB/s = (A + B + scales + D bytes) / t. Prints a Markdown table and writes JSON to
 //! `$OUT/bench_fp8_gemm.json` (or `./bench_fp8_gemm.json`).
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...]`.
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN ...]`: the given shapes
+//! (default: the list below) with the heuristic's tile, or with each given tile.
 
 use half::bf16;
 use scalegemm::cudarc::driver::{sys::CUevent_flags, CudaSlice};
@@ -53,8 +54,23 @@ fn shapes() -> Vec<(usize, usize, usize)> {
     v
 }
 
+/// Tiles given as `BMxBN` arguments.
+fn forced_configs() -> Vec<scalegemm::Fp8GemmConfig> {
+    std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (m, n) = a.split_once('x')?;
+            Some(scalegemm::Fp8GemmConfig::new(
+                m.parse().ok()?,
+                n.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dev = Device::new(0)?;
+    let forced = forced_configs();
     let s = dev.stream().clone();
     let start = dev
         .context()
@@ -86,32 +102,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Fp8Scales::RowMajor(Matrix::new(buf.sfb.as_view(), n.div_ceil(128), kb, kb)?),
             Fp8Recipe::PerBlock,
         )?;
-        let cfg = scalegemm::gemm::config::choose(m, n, dev.usable_sms());
         let mut d = MatrixMut::new(buf.d.as_view_mut(), m, n, n)?;
-        for _ in 0..WARMUP {
-            scalegemm::fp8_gemm_nt(&dev, &a, &b, &mut d)?;
-        }
-        dev.synchronize()?;
-        let mut times = Vec::with_capacity(REPEATS);
-        for _ in 0..REPEATS {
-            start.record(&s)?;
-            for _ in 0..LAUNCHES {
-                scalegemm::fp8_gemm_nt(&dev, &a, &b, &mut d)?;
+        let heuristic = scalegemm::gemm::config::choose(m, n, dev.usable_sms());
+        let configs = if forced.is_empty() {
+            vec![heuristic]
+        } else {
+            forced.clone()
+        };
+        for cfg in configs {
+            for _ in 0..WARMUP {
+                scalegemm::fp8_gemm_nt_with_config(&dev, &a, &b, &mut d, cfg)?;
             }
-            end.record(&s)?;
-            end.synchronize()?;
-            times.push(start.elapsed_ms(&end)? as f64 * 1e3 / LAUNCHES as f64);
+            dev.synchronize()?;
+            let mut times = Vec::with_capacity(REPEATS);
+            for _ in 0..REPEATS {
+                start.record(&s)?;
+                for _ in 0..LAUNCHES {
+                    scalegemm::fp8_gemm_nt_with_config(&dev, &a, &b, &mut d, cfg)?;
+                }
+                end.record(&s)?;
+                end.synchronize()?;
+                times.push(start.elapsed_ms(&end)? as f64 * 1e3 / LAUNCHES as f64);
+            }
+            times.sort_by(f64::total_cmp);
+            let us = times[REPEATS / 2];
+            let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
+            let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
+            let gbs = bytes / (us * 1e-6) / 1e9;
+            let label = format!("{}x{}x{}", cfg.block_m, cfg.block_n, cfg.stages);
+            println!("| {m} | {n} | {k} | {label} | {us:.1} | {tflops:.0} | {gbs:.0} |");
+            rows.push(serde_json::json!({
+                "m": m, "n": n, "k": k, "config": label, "us": us, "tflops": tflops, "gbs": gbs,
+            }));
         }
-        times.sort_by(f64::total_cmp);
-        let us = times[REPEATS / 2];
-        let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
-        let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
-        let gbs = bytes / (us * 1e-6) / 1e9;
-        let label = format!("{}x{}x{}", cfg.block_m, cfg.block_n, cfg.stages);
-        println!("| {m} | {n} | {k} | {label} | {us:.1} | {tflops:.0} | {gbs:.0} |");
-        rows.push(serde_json::json!({
-            "m": m, "n": n, "k": k, "config": label, "us": us, "tflops": tflops, "gbs": gbs,
-        }));
         drop(d);
         drop(a);
         drop(b);

@@ -104,13 +104,16 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
 #pragma unroll
         for (int i = 0; i < ACC_REGS; ++i) final_acc[i] = 0.0f;
 
+        // B scales (global, tiny, L2-resident) are loaded one k-block ahead, so their
+        // latency hides behind the previous block's wgmma.
+        float sb[3], sb_next[3];
+#pragma unroll
+        for (u32 j = 0; j < 3; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb]);
         for (u32 kb = 0; kb < num_kb; ++kb) {
-            // B scales for this k-block (global, tiny, L2-resident): load before waiting.
-            float sb[3];
 #pragma unroll
             for (u32 j = 0; j < 3; ++j) {
-                u32 r = min(sb_first + j, sb_rows - 1);
-                sb[j] = __ldg(&sfb[r * ld_sfb + kb]);
+                sb[j] = sb_next[j];
+                if (kb + 1 < num_kb) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb + kb + 1]);
             }
             mbar_wait(&full[stage], phase);
 

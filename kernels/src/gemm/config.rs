@@ -9,7 +9,7 @@ pub const MAX_SMEM_BYTES: u32 = 232_448;
 
 /// BLOCK_N values the heuristic chooses from (multiples of 16; non-powers of two balance
 /// the last wave over 132 SMs).
-pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 160];
+pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192];
 
 /// Most pipeline stages used (more buys nothing once the TMA latency is covered).
 pub const MAX_STAGES: u32 = 8;
@@ -19,7 +19,8 @@ pub const MAX_STAGES: u32 = 8;
 pub struct Fp8GemmConfig {
     /// Rows per tile: 64 (one math warpgroup) or 128 (two).
     pub block_m: u32,
-    /// Columns per tile (a multiple of 8 up to 256; the `wgmma` N).
+    /// Columns per tile (a multiple of 8; the `wgmma` N). Above 192 the two accumulators
+    /// (partial and promoted, BLOCK_N/2 registers each) spill.
     pub block_n: u32,
     /// Shared-memory ring depth.
     pub stages: u32,
