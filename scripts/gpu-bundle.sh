@@ -4,6 +4,8 @@
 #   .gpu/bin/gpu_fp8_gemm      GPU test suite (verify/tests/gpu_fp8_gemm.rs)
 #   .gpu/bin/scalegemm-verify  the report CLI (when it exists)
 #   .gpu/bin/bench_*           GPU benchmark binaries (benches/src/bin)
+# `gpu-bundle.sh --with-data` also copies ../shared/data/minilm-l6-linear.safetensors (30 MB)
+# for `report --weights` there; carry it only when a run needs it.
 # Then, with the device tool: run(command="bash .gpu/gpu-run.sh all", carry=[".gpu"]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,10 @@ if [ -d benches/src/bin ]; then
     for f in benches/src/bin/*.rs; do cp "${CARGO_TARGET_DIR:-target}/release/$(basename "$f" .rs)" .gpu/bin/; done
 fi
 strip .gpu/bin/*
+if [ "${1:-}" = "--with-data" ]; then
+    mkdir -p .gpu/data
+    cp "${SCALEGEMM_DATA_DIR:-../shared/data}/minilm-l6-linear.safetensors" .gpu/data/
+fi
 cp scripts/gpu-run.sh .gpu/
 du -sh .gpu
 ls -la .gpu/bin

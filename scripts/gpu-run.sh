@@ -50,6 +50,12 @@ run_report() {
         "$BIN/scalegemm-verify" report --out "$OUT/report" > "$OUT/report.log" 2>&1
         echo "rc=$?"; tail -n 40 "$OUT/report.log"
     fi
+    local data; data="$(dirname "$0")/data/minilm-l6-linear.safetensors"
+    if [ -x "$BIN/scalegemm-verify" ] && [ -e "$data" ]; then
+        echo "== scalegemm-verify report --weights (real MiniLM weights)"
+        "$BIN/scalegemm-verify" report --weights "$data" --out "$OUT/report-weights" > "$OUT/report-weights.log" 2>&1
+        echo "rc=$?"; tail -n 12 "$OUT/report-weights.log"
+    fi
 }
 
 case "${1:-all}" in

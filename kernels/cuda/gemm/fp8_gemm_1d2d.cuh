@@ -27,6 +27,9 @@
 #define SMEM_SFA_BYTES (((BLOCK_M * 4) + 127) / 128 * 128)
 #define N_FRAGS (BLOCK_N / 8)
 #define ACC_REGS (BLOCK_N / 2)
+// B-scale blocks one tile can touch: 1 when BLOCK_N divides 128 (tiles never straddle a
+// 128-column boundary), else 2, or 3 above 128 columns.
+#define SB_BLOCKS (128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
 
 static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128");
 static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N: multiple of 8 in [8, 256]");
@@ -97,21 +100,24 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
     u32 stage = 0, phase = 0;
     while (sched.next_tile(m_block, n_block)) {
         const u32 n0 = n_block * BLOCK_N;
-        // The B-scale rows this tile touches: n0/128 .. (n0 + BLOCK_N - 1)/128, at most 3.
+        // The B-scale rows this tile touches: n0/128 .. (n0 + BLOCK_N - 1)/128.
         const u32 sb_first = n0 / 128;
         const u32 sb_rows = ceil_div(N, 128u);
+        // Tile columns where the second and third B-scale blocks begin. Both are multiples
+        // of 8 (n0 is), so each 8-column wgmma fragment lies in one scale block.
+        const u32 bnd1 = (sb_first + 1) * 128 - n0, bnd2 = bnd1 + 128;
         float final_acc[ACC_REGS];
 #pragma unroll
         for (int i = 0; i < ACC_REGS; ++i) final_acc[i] = 0.0f;
 
         // B scales (global, tiny, L2-resident) are loaded one k-block ahead, so their
         // latency hides behind the previous block's wgmma.
-        float sb[3], sb_next[3];
+        float sb[SB_BLOCKS], sb_next[SB_BLOCKS];
 #pragma unroll
-        for (u32 j = 0; j < 3; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb]);
+        for (u32 j = 0; j < SB_BLOCKS; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb]);
         for (u32 kb = 0; kb < num_kb; ++kb) {
 #pragma unroll
-            for (u32 j = 0; j < 3; ++j) {
+            for (u32 j = 0; j < SB_BLOCKS; ++j) {
                 sb[j] = sb_next[j];
                 if (kb + 1 < num_kb) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb + kb + 1]);
             }
@@ -140,13 +146,19 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
             if (lane == 0) mbar_arrive(&empty[stage]);
             if (++stage == STAGES) { stage = 0; phase ^= 1; }
 
-            // Promotion: final = fma(fl32(sa·sb), partial, final), per element.
+            // Promotion: final = fma(fl32(sa·sb), partial, final), per element; the scale
+            // products are formed once per k-block.
+            float p0[SB_BLOCKS], p1[SB_BLOCKS];
+#pragma unroll
+            for (int j = 0; j < SB_BLOCKS; ++j) {
+                p0[j] = __fmul_rn(sa0, sb[j]);
+                p1[j] = __fmul_rn(sa1, sb[j]);
+            }
 #pragma unroll
             for (int f = 0; f < N_FRAGS; ++f) {
-                const u32 col = n0 + f * 8 + (lane % 4) * 2;
-                const u32 j = col / 128 - sb_first;
-                const float s = j == 0 ? sb[0] : (j == 1 ? sb[1] : sb[2]);
-                const float s0 = __fmul_rn(sa0, s), s1 = __fmul_rn(sa1, s);
+                float s0 = p0[0], s1 = p1[0];
+                if (SB_BLOCKS > 1 && f * 8 >= bnd1) { s0 = p0[SB_BLOCKS > 1 ? 1 : 0]; s1 = p1[SB_BLOCKS > 1 ? 1 : 0]; }
+                if (SB_BLOCKS > 2 && f * 8 >= bnd2) { s0 = p0[SB_BLOCKS - 1]; s1 = p1[SB_BLOCKS - 1]; }
                 final_acc[f * 4 + 0] = __fmaf_rn(s0, acc[f * 4 + 0], final_acc[f * 4 + 0]);
                 final_acc[f * 4 + 1] = __fmaf_rn(s0, acc[f * 4 + 1], final_acc[f * 4 + 1]);
                 final_acc[f * 4 + 2] = __fmaf_rn(s1, acc[f * 4 + 2], final_acc[f * 4 + 2]);
