@@ -15,7 +15,11 @@ fn main() -> Result<(), scalegemm::Error> {
             Some(Fp8GemmConfig::new(m.parse().ok()?, n.parse().ok()?))
         })
         .collect();
-    let configs = if picked.is_empty() { all_configs() } else { picked };
+    let configs = if picked.is_empty() {
+        all_configs()
+    } else {
+        picked
+    };
     println!("| kernel | smem KiB | registers | stack B | spill st/ld B | compile s |");
     println!("|---|---|---|---|---|---|");
     for cfg in configs {

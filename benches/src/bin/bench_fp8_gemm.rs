@@ -6,7 +6,7 @@
 //! GB/s = (A + B + scales + D bytes) / t. Prints a Markdown table and writes JSON to
 //! `$OUT/bench_fp8_gemm.json` (or `./bench_fp8_gemm.json`).
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN ...]`: the given shapes
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC] ...]`: the given shapes
 //! (default: the list below) with the heuristic's tile, or with each given tile.
 
 use half::bf16;
@@ -54,16 +54,15 @@ fn shapes() -> Vec<(usize, usize, usize)> {
     v
 }
 
-/// Tiles given as `BMxBN` arguments.
+/// Tiles given as `BMxBN` or `BMxBNcC` (C CTAs per cluster) arguments.
 fn forced_configs() -> Vec<scalegemm::Fp8GemmConfig> {
     std::env::args()
         .skip(1)
         .filter_map(|a| {
-            let (m, n) = a.split_once('x')?;
-            Some(scalegemm::Fp8GemmConfig::new(
-                m.parse().ok()?,
-                n.parse().ok()?,
-            ))
+            let (tile, cluster) = a.split_once('c').unwrap_or((a.as_str(), "1"));
+            let (m, n) = tile.split_once('x')?;
+            let cfg = scalegemm::Fp8GemmConfig::new(m.parse().ok()?, n.parse().ok()?);
+            Some(cfg.with_cluster(cluster.parse().ok()?))
         })
         .collect()
 }
@@ -109,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             forced.clone()
         };
-        for cfg in configs {
+        for cfg in configs.into_iter().filter(|c| c.supports(m, n)) {
             for _ in 0..WARMUP {
                 scalegemm::fp8_gemm_nt_with_config(&dev, &a, &b, &mut d, cfg)?;
             }
@@ -129,16 +128,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
             let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
             let gbs = bytes / (us * 1e-6) / 1e9;
-            let label = format!("{}x{}x{}", cfg.block_m, cfg.block_n, cfg.stages);
+            let label = format!(
+                "{}x{}x{}c{}",
+                cfg.block_m, cfg.block_n, cfg.stages, cfg.cluster
+            );
             println!("| {m} | {n} | {k} | {label} | {us:.1} | {tflops:.0} | {gbs:.0} |");
             rows.push(serde_json::json!({
                 "m": m, "n": n, "k": k, "config": label, "us": us, "tflops": tflops, "gbs": gbs,
             }));
         }
-        drop(d);
-        drop(a);
-        drop(b);
-        drop(buf);
     }
     let out = std::env::var("OUT")
         .map(std::path::PathBuf::from)

@@ -9,7 +9,11 @@
 // the reference's Hopper model follows). Out-of-bounds rows/columns/K are zero-filled by
 // TMA and never stored.
 //
-// Compile-time: BLOCK_M (64·NUM_MATH_WG), BLOCK_N (multiple of 8, ≤ 256), STAGES.
+// With CLUSTER = 2, two CTAs computing side-by-side tiles (same M-block) share A: each
+// loads half of A's rows and multicasts it to both, and each CTA's consumers release a
+// stage on both CTAs' empty barriers (the peer writes into it too).
+//
+// Compile-time: BLOCK_M (64·NUM_MATH_WG), BLOCK_N (multiple of 8, ≤ 256), STAGES, CLUSTER.
 #pragma once
 #include "../common.cuh"
 #include "../ptx/mbarrier.cuh"
@@ -17,6 +21,7 @@
 #include "../ptx/wgmma.cuh"
 #include "../ptx/warpgroup.cuh"
 #include "../ptx/cvt.cuh"
+#include "../ptx/cluster.cuh"
 #include "scheduler.cuh"
 
 #define BLOCK_K 128
@@ -32,6 +37,7 @@
 #define SB_BLOCKS (128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
 
 static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128");
+static_assert(CLUSTER == 1 || CLUSTER == 2, "CLUSTER must be 1 or 2");
 static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N: multiple of 8 in [8, 256]");
 static_assert(SMEM_B_BYTES % 1024 == 0, "B tiles must keep 1024-byte swizzle alignment");
 
@@ -45,53 +51,11 @@ SG_DEVICE u64* smem_bars(u8* base) {
     return reinterpret_cast<u64*>(base + STAGES * (SMEM_A_BYTES + SMEM_B_BYTES + SMEM_SFA_BYTES));
 }
 
-extern "C" __global__ void __launch_bounds__(NUM_THREADS, 1)
-fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_K × BLOCK_M
-              const __grid_constant__ TmaDesc tma_b,    // B codes [N, K], box BLOCK_K × BLOCK_N
-              const __grid_constant__ TmaDesc tma_sfa,  // A scales [ceil(K/128), M] MN-major, box BLOCK_M × 1
-              const float* __restrict__ sfb, u64 ld_sfb, // B scales [ceil(N/128), ceil(K/128)], row stride
-              u16* __restrict__ d, u64 ld_d,             // D [M, N] BF16, row stride (elements)
-              u32 M, u32 N, u32 K, u32 band) {
-    extern __shared__ __align__(1024) u8 smem[];
-    u64* full = smem_bars(smem);
-    u64* empty = full + STAGES;
-    const u32 wg = threadIdx.x / 128;
-    const u32 num_kb = ceil_div(K, (u32)BLOCK_K);
-
-    if (threadIdx.x == 0) {
-        tma_prefetch_desc(&tma_a);
-        tma_prefetch_desc(&tma_b);
-        tma_prefetch_desc(&tma_sfa);
-        for (int s = 0; s < STAGES; ++s) {
-            mbar_init(&full[s], 1);
-            mbar_init(&empty[s], NUM_MATH_WG * 4);
-        }
-        mbar_init_fence();
-    }
-    __syncthreads();
-
-    TileScheduler sched(M, N, BLOCK_M, BLOCK_N, band);
+// The math warpgroups' loop over their tiles (see the file comment).
+SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& sched,
+                                const float* __restrict__ sfb, u64 ld_sfb, u16* __restrict__ d, u64 ld_d,
+                                u32 M, u32 N, u32 num_kb, u32 wg) {
     u32 m_block, n_block;
-
-    if (wg == NUM_MATH_WG) {
-        // Producer warpgroup: one thread streams the tiles of every k-block of every tile.
-        if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<40>();
-        if (threadIdx.x % 128 != 0) return;
-        u32 stage = 0, phase = 0;
-        while (sched.next_tile(m_block, n_block)) {
-            for (u32 kb = 0; kb < num_kb; ++kb) {
-                mbar_wait(&empty[stage], phase ^ 1);
-                mbar_arrive_expect_tx(&full[stage], SMEM_A_BYTES + SMEM_B_BYTES + BLOCK_M * 4);
-                tma_load_2d(smem_a(smem, stage), &tma_a, &full[stage], kb * BLOCK_K, m_block * BLOCK_M);
-                tma_load_2d(smem_b(smem, stage), &tma_b, &full[stage], kb * BLOCK_K, n_block * BLOCK_N);
-                tma_load_2d(smem_sfa(smem, stage), &tma_sfa, &full[stage], m_block * BLOCK_M, kb);
-                if (++stage == STAGES) { stage = 0; phase ^= 1; }
-            }
-        }
-        return;
-    }
-
-    // Math warpgroups.
     // With two math warpgroups the 384 threads share 64K registers: move them from the
     // producer (40) to the math warpgroups (232). One math warpgroup has 255 already.
     if (NUM_MATH_WG == 2) warpgroup_reg_alloc<232>();
@@ -117,10 +81,7 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
         for (u32 j = 0; j < SB_BLOCKS; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb]);
         for (u32 kb = 0; kb < num_kb; ++kb) {
 #pragma unroll
-            for (u32 j = 0; j < SB_BLOCKS; ++j) {
-                sb[j] = sb_next[j];
-                if (kb + 1 < num_kb) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb + kb + 1]);
-            }
+            for (u32 j = 0; j < SB_BLOCKS; ++j) sb[j] = sb_next[j];
             mbar_wait(&full[stage], phase);
 
             float acc[ACC_REGS];
@@ -143,8 +104,21 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
             const float sa0 = sfa_s[row_in_tile], sa1 = sfa_s[row_in_tile + 8];
             // The stage's shared memory is no longer read: hand it back to the producer.
             __syncwarp();
-            if (lane == 0) mbar_arrive(&empty[stage]);
+            if (lane == 0) {
+                if (CLUSTER > 1) {
+#pragma unroll
+                    for (u32 r = 0; r < CLUSTER; ++r) mbar_arrive_cluster(&empty[stage], r);
+                } else {
+                    mbar_arrive(&empty[stage]);
+                }
+            }
             if (++stage == STAGES) { stage = 0; phase ^= 1; }
+            // Next block's B scales, issued only now: the arrive above has release semantics
+            // and would otherwise wait for these loads (with clusters, at cluster scope).
+            if (kb + 1 < num_kb) {
+#pragma unroll
+                for (u32 j = 0; j < SB_BLOCKS; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb + kb + 1]);
+            }
 
             // Promotion: final = fma(fl32(sa·sb), partial, final), per element; the scale
             // products are formed once per k-block.
@@ -187,4 +161,63 @@ fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box B
             }
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(NUM_THREADS, 1)
+fp8_gemm_1d2d(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_K × BLOCK_M
+              const __grid_constant__ TmaDesc tma_b,    // B codes [N, K], box BLOCK_K × BLOCK_N
+              const __grid_constant__ TmaDesc tma_sfa,  // A scales [ceil(K/128), M] MN-major, box BLOCK_M × 1
+              const float* __restrict__ sfb, u64 ld_sfb, // B scales [ceil(N/128), ceil(K/128)], row stride
+              u16* __restrict__ d, u64 ld_d,             // D [M, N] BF16, row stride (elements)
+              u32 M, u32 N, u32 K, u32 band) {
+    extern __shared__ __align__(1024) u8 smem[];
+    u64* full = smem_bars(smem);
+    u64* empty = full + STAGES;
+    const u32 wg = threadIdx.x / 128;
+    const u32 num_kb = ceil_div(K, (u32)BLOCK_K);
+
+    if (threadIdx.x == 0) {
+        tma_prefetch_desc(&tma_a);
+        tma_prefetch_desc(&tma_b);
+        tma_prefetch_desc(&tma_sfa);
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], NUM_MATH_WG * 4 * CLUSTER);
+        }
+        mbar_init_fence();
+    }
+    // The peer's barriers must be initialised before anything arrives on them.
+    if (CLUSTER > 1) cluster_sync(); else __syncthreads();
+
+    const u32 rank = CLUSTER > 1 ? cluster_rank() : 0;
+    TileScheduler sched(M, N, BLOCK_M, BLOCK_N, band, rank);
+    u32 m_block, n_block;
+
+    if (wg == NUM_MATH_WG) {
+        // Producer warpgroup: one thread streams the tiles of every k-block of every tile.
+        if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<40>();
+        if (threadIdx.x % 128 == 0) {
+            u32 stage = 0, phase = 0;
+            while (sched.next_tile(m_block, n_block)) {
+                for (u32 kb = 0; kb < num_kb; ++kb) {
+                    mbar_wait(&empty[stage], phase ^ 1);
+                    mbar_arrive_expect_tx(&full[stage], SMEM_A_BYTES + SMEM_B_BYTES + BLOCK_M * 4);
+#if CLUSTER == 2
+                    // This CTA's half of A's rows, to both CTAs (tma_a's box is BLOCK_M/2 rows).
+                    tma_load_2d_multicast(smem_a(smem, stage) + rank * (SMEM_A_BYTES / 2), &tma_a, &full[stage],
+                                          kb * BLOCK_K, m_block * BLOCK_M + rank * (BLOCK_M / 2), 0x3);
+#else
+                    tma_load_2d(smem_a(smem, stage), &tma_a, &full[stage], kb * BLOCK_K, m_block * BLOCK_M);
+#endif
+                    tma_load_2d(smem_b(smem, stage), &tma_b, &full[stage], kb * BLOCK_K, n_block * BLOCK_N);
+                    tma_load_2d(smem_sfa(smem, stage), &tma_sfa, &full[stage], m_block * BLOCK_M, kb);
+                    if (++stage == STAGES) { stage = 0; phase ^= 1; }
+                }
+            }
+        }
+    } else {
+        math_warpgroups(smem, full, empty, sched, sfb, ld_sfb, d, ld_d, M, N, num_kb, wg);
+    }
+    // A CTA may not exit while its peer can still multicast into it or arrive on its barriers.
+    if (CLUSTER > 1) cluster_sync();
 }

@@ -1,16 +1,27 @@
 // Persistent tile scheduler: CTA b takes tiles b, b + gridDim.x, b + 2·gridDim.x, ...
 // Tiles are rasterised in bands of `band` N-blocks; inside a band the M-block index moves
 // slowest, so the CTAs running at one time share both A row-blocks and B column-blocks in L2.
+// With clusters of CLUSTER CTAs (1 or 2), the unit of work is a group of CLUSTER tiles side
+// by side along N (same M-block, so they can share A by TMA multicast): cluster c takes
+// units c, c + gridDim.x/CLUSTER, ..., and its CTA of rank r the unit's r-th N-block. The
+// host launches this only when the number of N-blocks is a multiple of CLUSTER.
 #pragma once
 #include "../common.cuh"
+
+#ifndef CLUSTER
+#define CLUSTER 1
+#endif
 
 struct TileScheduler {
     u32 num_m_blocks, num_n_blocks, band, num_tiles;
     u32 next;
 
-    SG_DEVICE TileScheduler(u32 m, u32 n, u32 block_m, u32 block_n, u32 band_)
-        : num_m_blocks(ceil_div(m, block_m)), num_n_blocks(ceil_div(n, block_n)), band(band_),
-          next(blockIdx.x) {
+    u32 rank;
+
+    // `rank`: this CTA's rank in its cluster (0 without clusters).
+    SG_DEVICE TileScheduler(u32 m, u32 n, u32 block_m, u32 block_n, u32 band_, u32 rank_)
+        : num_m_blocks(ceil_div(m, block_m)), num_n_blocks(ceil_div(n, block_n) / CLUSTER), band(band_),
+          next(blockIdx.x / CLUSTER), rank(rank_) {
         num_tiles = num_m_blocks * num_n_blocks;
     }
 
@@ -18,13 +29,13 @@ struct TileScheduler {
     SG_DEVICE bool next_tile(u32& m_block, u32& n_block) {
         if (next >= num_tiles) return false;
         u32 t = next;
-        next += gridDim.x;
+        next += gridDim.x / CLUSTER;
         u32 per_band = num_m_blocks * band;
         u32 band_idx = t / per_band;
         u32 in_band = t - band_idx * per_band;
         u32 width = min(band, num_n_blocks - band_idx * band);
         m_block = in_band / width;
-        n_block = band_idx * band + (in_band - m_block * width);
+        n_block = (band_idx * band + (in_band - m_block * width)) * CLUSTER + rank;
         return true;
     }
 };

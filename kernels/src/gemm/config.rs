@@ -26,6 +26,9 @@ pub struct Fp8GemmConfig {
     pub stages: u32,
     /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`).
     pub band: u32,
+    /// CTAs per cluster along N (1, or 2: the pair shares A by TMA multicast). Needs
+    /// BLOCK_M = 128 and an even number of N-blocks ([`Fp8GemmConfig::supports`]).
+    pub cluster: u32,
 }
 
 impl Fp8GemmConfig {
@@ -37,6 +40,22 @@ impl Fp8GemmConfig {
             block_n,
             stages,
             band: 8,
+            cluster: 1,
+        }
+    }
+
+    /// This config with `cluster` CTAs per cluster.
+    pub fn with_cluster(self, cluster: u32) -> Self {
+        Fp8GemmConfig { cluster, ..self }
+    }
+
+    /// Whether this config can run an `m × n` output: a cluster of 2 needs BLOCK_M = 128
+    /// and an even number of N-blocks (both CTAs of a pair share an M-block).
+    pub fn supports(&self, _m: usize, n: usize) -> bool {
+        match self.cluster {
+            1 => true,
+            2 => self.block_m == 128 && n.div_ceil(self.block_n as usize) % 2 == 0,
+            _ => false,
         }
     }
 
@@ -59,8 +78,8 @@ impl Fp8GemmConfig {
     pub fn spec(&self) -> KernelSpec {
         KernelSpec {
             label: format!(
-                "fp8_gemm_1d2d<BLOCK_M={}, BLOCK_N={}, STAGES={}>",
-                self.block_m, self.block_n, self.stages
+                "fp8_gemm_1d2d<BLOCK_M={}, BLOCK_N={}, STAGES={}, CLUSTER={}>",
+                self.block_m, self.block_n, self.stages, self.cluster
             ),
             file: "gemm/fp8_gemm_1d2d.cuh",
             function: "fp8_gemm_1d2d",
@@ -69,6 +88,7 @@ impl Fp8GemmConfig {
                 ("BLOCK_M".into(), self.block_m.to_string()),
                 ("BLOCK_N".into(), self.block_n.to_string()),
                 ("STAGES".into(), self.stages.to_string()),
+                ("CLUSTER".into(), self.cluster.to_string()),
             ],
         }
     }
@@ -76,34 +96,36 @@ impl Fp8GemmConfig {
 
 /// Picks the tile for an `m × n` output on `sms` SMs: BLOCK_M 64 when M ≤ 64 (else 128),
 /// and the BLOCK_N with the fewest waves of tiles, then the fullest last wave, then the
-/// largest.
+/// largest. (Measured on the H200, `benches/README.md`: at M = 4096 a plain 128 is
+/// sometimes 5–15 % faster than the 176/192 this picks, despite more waves; a cost model
+/// that captures that is future work.)
+///
+/// Clusters of 2 (A multicast) are never chosen: on the H200 they currently run at about
+/// half the speed (`benches/README.md`); they stay available through
+/// [`Fp8GemmConfig::with_cluster`] and are tested.
 pub fn choose(m: usize, n: usize, sms: u32) -> Fp8GemmConfig {
     let block_m = if m <= 64 { 64 } else { 128 };
     let sms = sms.max(1) as usize;
-    let best = BLOCK_N_CANDIDATES
-        .iter()
-        .map(|&bn| {
-            let tiles = m.div_ceil(block_m as usize) * n.div_ceil(bn as usize);
-            let waves = tiles.div_ceil(sms);
-            let last = tiles - (waves.saturating_sub(1)) * sms;
-            (waves, std::cmp::Reverse(last), std::cmp::Reverse(bn))
-        })
-        .min()
-        .map(|(_, _, std::cmp::Reverse(bn))| bn)
-        .unwrap_or(128);
-    Fp8GemmConfig::new(block_m, best)
+    let best = BLOCK_N_CANDIDATES.iter().copied().min_by_key(|&bn| {
+        let tiles = m.div_ceil(block_m as usize) * n.div_ceil(bn as usize);
+        let waves = tiles.div_ceil(sms);
+        let last = tiles - (waves.saturating_sub(1)) * sms;
+        (waves, std::cmp::Reverse(last), std::cmp::Reverse(bn))
+    });
+    Fp8GemmConfig::new(block_m, best.unwrap_or(128))
 }
 
 /// Every configuration [`choose`] can return (what the CI compile gate builds).
 pub fn all_configs() -> Vec<Fp8GemmConfig> {
-    [64, 128]
+    let single = [64, 128].iter().flat_map(|&bm| {
+        BLOCK_N_CANDIDATES
+            .iter()
+            .map(move |&bn| Fp8GemmConfig::new(bm, bn))
+    });
+    let pairs = BLOCK_N_CANDIDATES
         .iter()
-        .flat_map(|&bm| {
-            BLOCK_N_CANDIDATES
-                .iter()
-                .map(move |&bn| Fp8GemmConfig::new(bm, bn))
-        })
-        .collect()
+        .map(|&bn| Fp8GemmConfig::new(128, bn).with_cluster(2));
+    single.chain(pairs).collect()
 }
 
 #[cfg(test)]
@@ -117,6 +139,7 @@ mod tests {
             for &n in &[1, 16, 33, 576, 2112, 4096, 7168, 24576, 32768] {
                 let c = choose(m, n, 132);
                 assert!(all.contains(&c), "{c:?}");
+                assert!(c.supports(m, n), "{c:?} for {m}x{n}");
             }
         }
         for c in &all {

@@ -38,17 +38,11 @@ pub fn fp8_gemm_nt(
     d: &mut MatrixMut<bf16>,
 ) -> Result<(), Error> {
     let cfg = config::choose(a.rows(), b.rows(), dev.usable_sms());
-    if std::env::var("SCALEGEMM_PRINT_CONFIGS").is_ok_and(|v| !v.is_empty() && v != "0") {
-        eprintln!(
-            "[scalegemm] fp8_gemm_nt M={} N={} K={}: {:?} ({} B smem)",
-            a.rows(),
-            b.rows(),
-            a.k(),
-            cfg,
-            cfg.smem_bytes()
-        );
-    }
     fp8_gemm_nt_with_config(dev, a, b, d, cfg)
+}
+
+fn print_configs() -> bool {
+    std::env::var("SCALEGEMM_PRINT_CONFIGS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn check_operands(
@@ -122,6 +116,11 @@ pub fn fp8_gemm_nt_with_config(
 ) -> Result<(), Error> {
     check_operands(dev, a, b, d)?;
     let (m, n, k) = (a.rows(), b.rows(), a.k());
+    if !cfg.supports(m, n) {
+        return Err(Error::Shape(format!(
+            "{cfg:?} cannot run a {m}×{n} output (see Fp8GemmConfig::supports)"
+        )));
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -163,7 +162,7 @@ pub fn fp8_gemm_nt_with_config(
         m as u64,
         k as u64,
         a.codes.ld as u64,
-        bm,
+        bm / cfg.cluster, // with a cluster of 2 each CTA loads (and multicasts) half of A
         128,
         TmaSwizzle::B128,
     )?;
@@ -189,7 +188,8 @@ pub fn fp8_gemm_nt_with_config(
         TmaSwizzle::None,
     )?;
 
-    let func = dev.function(&cfg.spec())?;
+    let spec = cfg.spec();
+    let func = dev.function(&spec)?;
     let ld_sfb = sfb.ld as u64;
     let ld_d = d.ld as u64;
     let (d_ptr, _g_d) = d.ptr_mut(stream);
@@ -207,14 +207,33 @@ pub fn fp8_gemm_nt_with_config(
         arg(&k32),
         arg(&band),
     ];
-    let tiles = m.div_ceil(bm as usize) * n.div_ceil(bn as usize);
-    let launch = Launch {
-        grid: (tiles.min(dev.usable_sms() as usize) as u32, 1, 1),
+    let c = cfg.cluster as usize;
+    let units = m.div_ceil(bm as usize) * n.div_ceil(bn as usize) / c;
+    let mut launch = Launch {
+        // Whole clusters only: a multiple of `cluster` CTAs, one per SM at most.
+        grid: (
+            units.min(dev.usable_sms() as usize / c).max(1) as u32 * cfg.cluster,
+            1,
+            1,
+        ),
         block: (cfg.threads(), 1, 1),
         smem_bytes: cfg.smem_bytes(),
-        cluster_x: 1,
+        cluster_x: cfg.cluster,
         pdl: false,
     };
+    if cfg.cluster > 1 {
+        // Persistent clusters: launch no more than can be resident at once (GPCs may not
+        // pair up every SM), else the surplus would wait for whole resident clusters.
+        let resident = dev.max_active_clusters(&spec, &launch)?.max(1);
+        launch.grid.0 = launch.grid.0.min(resident * cfg.cluster);
+    }
+    if print_configs() {
+        eprintln!(
+            "[scalegemm] fp8_gemm_nt {m}x{n}x{k}: {cfg:?}, grid {} CTAs",
+            launch.grid.0
+        );
+    }
+
     // SAFETY: the arguments match the kernel's parameters (3 TmaDesc, const float*, u64,
     // u16*, u64, u32 ×4). TMA reads stay inside the described tensors (M×K, N×K, kb×M with
     // the leading dimensions checked above and by Matrix::new); the kernel reads sfb rows

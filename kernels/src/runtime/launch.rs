@@ -8,7 +8,7 @@ use cudarc::driver::{sys, CudaFunction, CudaStream};
 use crate::Error;
 
 /// How to launch one kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Launch {
     /// Grid size in CTAs (x, y, z).
     pub grid: (u32, u32, u32),
@@ -48,28 +48,8 @@ impl Launch {
         stream: &CudaStream,
         args: &mut [Arg],
     ) -> Result<(), Error> {
-        if self.smem_bytes > 48 * 1024 {
-            func.set_attribute(
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                self.smem_bytes as i32,
-            )
-            .map_err(Error::driver("raising the dynamic shared memory limit"))?;
-        }
-        let mut attrs: Vec<sys::CUlaunchAttribute> = Vec::with_capacity(2);
-        if self.cluster_x > 1 {
-            let mut a: sys::CUlaunchAttribute = std::mem::zeroed();
-            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-            a.value.clusterDim.x = self.cluster_x;
-            a.value.clusterDim.y = 1;
-            a.value.clusterDim.z = 1;
-            attrs.push(a);
-        }
-        if self.pdl {
-            let mut a: sys::CUlaunchAttribute = std::mem::zeroed();
-            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            a.value.programmaticStreamSerializationAllowed = 1;
-            attrs.push(a);
-        }
+        self.raise_smem_limit(func)?;
+        let mut attrs = self.attributes();
         let config = sys::CUlaunchConfig {
             gridDimX: self.grid.0,
             gridDimY: self.grid.1,
@@ -94,5 +74,74 @@ impl Launch {
         )
         .result()
         .map_err(Error::driver("cuLaunchKernelEx"))
+    }
+
+    /// How many clusters of [`Launch::cluster_x`] CTAs of this shape (block, shared memory)
+    /// can be resident at once (`cuOccupancyMaxActiveClusters`). A persistent kernel must
+    /// launch no more, or the surplus clusters wait for whole resident ones to finish.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] if the query (or raising the shared-memory limit) fails.
+    pub fn max_active_clusters(
+        &self,
+        func: &CudaFunction,
+        stream: &CudaStream,
+    ) -> Result<u32, Error> {
+        self.raise_smem_limit(func)?;
+        let mut attrs = self.attributes();
+        let config = sys::CUlaunchConfig {
+            gridDimX: self.grid.0.max(self.cluster_x),
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: self.block.0,
+            blockDimY: self.block.1,
+            blockDimZ: self.block.2,
+            sharedMemBytes: self.smem_bytes,
+            hStream: stream.cu_stream(),
+            attrs: if attrs.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                attrs.as_mut_ptr()
+            },
+            numAttrs: attrs.len() as u32,
+        };
+        let mut n: std::ffi::c_int = 0;
+        // SAFETY: `config` and `attrs` live across the call; `n` is written by the driver.
+        unsafe { sys::cuOccupancyMaxActiveClusters(&mut n, func.cu_function(), &config) }
+            .result()
+            .map_err(Error::driver("cuOccupancyMaxActiveClusters"))?;
+        Ok(n.max(0) as u32)
+    }
+
+    fn raise_smem_limit(&self, func: &CudaFunction) -> Result<(), Error> {
+        if self.smem_bytes > 48 * 1024 {
+            func.set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                self.smem_bytes as i32,
+            )
+            .map_err(Error::driver("raising the dynamic shared memory limit"))?;
+        }
+        Ok(())
+    }
+
+    fn attributes(&self) -> Vec<sys::CUlaunchAttribute> {
+        let mut attrs: Vec<sys::CUlaunchAttribute> = Vec::with_capacity(2);
+        if self.cluster_x > 1 {
+            // SAFETY: CUlaunchAttribute is plain data; all-zero is a valid (empty) value.
+            let mut a: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            a.value.clusterDim.x = self.cluster_x;
+            a.value.clusterDim.y = 1;
+            a.value.clusterDim.z = 1;
+            attrs.push(a);
+        }
+        if self.pdl {
+            // SAFETY: CUlaunchAttribute is plain data; all-zero is a valid (empty) value.
+            let mut a: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+            a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            a.value.programmaticStreamSerializationAllowed = 1;
+            attrs.push(a);
+        }
+        attrs
     }
 }

@@ -37,6 +37,7 @@ pub struct Device {
     sm_count: u32,
     cc: (i32, i32),
     functions: Mutex<HashMap<KernelSpec, CudaFunction>>,
+    cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
 }
 
 impl std::fmt::Debug for Device {
@@ -89,6 +90,7 @@ impl Device {
             sm_count,
             cc,
             functions: Mutex::new(HashMap::new()),
+            cluster_limits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -166,5 +168,39 @@ impl Device {
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.clone(), func.clone());
         Ok(func)
+    }
+
+    /// How many clusters of `launch`'s shape the function of `spec` can keep resident
+    /// ([`launch::Launch::max_active_clusters`]), cached per (kernel, launch shape).
+    ///
+    /// # Errors
+    /// As [`Device::function`], and the occupancy query's driver error.
+    pub fn max_active_clusters(
+        &self,
+        spec: &KernelSpec,
+        launch: &launch::Launch,
+    ) -> Result<u32, Error> {
+        let key = (
+            spec.clone(),
+            launch::Launch {
+                grid: (0, 0, 0),
+                ..*launch
+            },
+        );
+        if let Some(&n) = self
+            .cluster_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(n);
+        }
+        let func = self.function(spec)?;
+        let n = launch.max_active_clusters(&func, &self.stream)?;
+        self.cluster_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, n);
+        Ok(n)
     }
 }

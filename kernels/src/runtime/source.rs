@@ -20,6 +20,10 @@ pub const FILES: &[(&str, &str)] = &[
     ),
     ("ptx/cvt.cuh", include_str!("../../cuda/ptx/cvt.cuh")),
     (
+        "ptx/cluster.cuh",
+        include_str!("../../cuda/ptx/cluster.cuh"),
+    ),
+    (
         "gemm/scheduler.cuh",
         include_str!("../../cuda/gemm/scheduler.cuh"),
     ),
