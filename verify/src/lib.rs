@@ -8,7 +8,9 @@
 //! - [`dump`]: the safetensors dump format (`"op"` + fixed tensor names) through which
 //!   other frameworks' kernels are checked, its reader, reference and bound;
 //! - [`report`]: the numerical-error report of the `scalegemm-verify` CLI (cases, measures,
-//!   Markdown/JSON/HTML output, the GPU kernels under test).
+//!   Markdown/JSON/HTML output, the GPU kernels under test);
+//! - [`strategy`]: proptest strategies (edge-biased shapes, adversarial values and scales)
+//!   that shrink to small cases printable as dumps.
 //!
 //! Every fallible function returns [`Error`].
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ pub mod dump;
 mod error;
 pub mod metrics;
 pub mod report;
+pub mod strategy;
 
 pub use error::Error;
 
