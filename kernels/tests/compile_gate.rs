@@ -51,6 +51,50 @@ fn check(spec: &KernelSpec, gemm: bool, sass: bool) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `jit::compile` through the disk cache and the dump variables: a miss then a hit with the
+/// same bytes, and `SCALEGEMM_DUMP_PTX` / `SCALEGEMM_DUMP_SASS` files. (The only trial that
+/// reads these variables, so setting them here races with nothing.)
+fn jit_cache_and_dumps(sass: bool) -> Result<(), Failed> {
+    let root = std::env::temp_dir().join(format!("scalegemm-jit-gate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::env::set_var("SCALEGEMM_CACHE_DIR", root.join("cache"));
+    std::env::set_var("SCALEGEMM_DUMP_PTX", root.join("ptx"));
+    if sass {
+        std::env::set_var("SCALEGEMM_DUMP_SASS", root.join("sass"));
+    }
+    let spec = all_configs()[0].spec();
+    let first = jit::compile(&spec).map_err(|e| e.to_string())?;
+    let second = jit::compile(&spec).map_err(|e| e.to_string())?;
+    if first.cache_hit || !second.cache_hit || first.cubin != second.cubin {
+        return Err(format!(
+            "cache: first hit {}, second hit {}",
+            first.cache_hit, second.cache_hit
+        )
+        .into());
+    }
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(root.join(dir))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ptx = names("ptx");
+    if !ptx.iter().any(|n| n.ends_with(".cu")) || !ptx.iter().any(|n| n.ends_with(".ptx")) {
+        return Err(format!("SCALEGEMM_DUMP_PTX wrote {ptx:?}").into());
+    }
+    if sass {
+        let s = names("sass");
+        if !s.iter().any(|n| n.ends_with(".cubin")) || !s.iter().any(|n| n.ends_with(".sass")) {
+            return Err(format!("SCALEGEMM_DUMP_SASS wrote {s:?}").into());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     // CI sets SCALEGEMM_REQUIRE_NVRTC=1: there a missing tool fails the gate instead of
@@ -88,6 +132,14 @@ fn main() {
             .with_ignored_flag(!have_sass),
         );
     }
+    let sass_dump = have_sass;
+    trials.push(
+        Trial::test(
+            "jit: disk cache miss then hit, SCALEGEMM_DUMP_PTX/SASS",
+            move || jit_cache_and_dumps(sass_dump),
+        )
+        .with_ignored_flag(!have_nvrtc),
+    );
     if !have_nvrtc {
         eprintln!("compile gate: libnvrtc not found, every trial is ignored");
     } else if !have_sass {
