@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Fp8Recipe::PerBlock,
         )?;
         let mut d = MatrixMut::new(buf.d.as_view_mut(), m, n, n)?;
-        let heuristic = scalegemm::gemm::config::choose(m, n, dev.usable_sms());
+        let heuristic = scalegemm::gemm::config::choose(m, n, k, dev.usable_sms());
         let configs = if forced.is_empty() {
             vec![heuristic]
         } else {

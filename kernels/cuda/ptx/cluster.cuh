@@ -14,12 +14,16 @@ SG_DEVICE void cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
-// Arrives on the mbarrier at the same shared-memory offset as `bar` in CTA `rank`.
+// Arrives on the mbarrier at the same shared-memory offset as `bar` in CTA `rank`, with the
+// default (CTA-scope) semantics: the arrival only says "this stage's shared memory is no
+// longer read" (wgmma reads were waited for, loaded values are in registers). An explicit
+// `.release.cluster` compiles to a memory barrier that ncu showed costing ~36 % of the
+// math warps' cycles and halving throughput.
 SG_DEVICE void mbar_arrive_cluster(u64* bar, u32 rank) {
     asm volatile(
         "{\n.reg .b32 remote;\n"
         "mapa.shared::cluster.u32 remote, %0, %1;\n"
-        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}" ::"r"(smem_u32(bar)),
+        "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}" ::"r"(smem_u32(bar)),
         "r"(rank)
         : "memory");
 }

@@ -94,16 +94,19 @@ impl Fp8GemmConfig {
     }
 }
 
-/// Picks the tile for an `m × n` output on `sms` SMs: BLOCK_M 64 when M ≤ 64 (else 128),
-/// and the BLOCK_N with the fewest waves of tiles, then the fullest last wave, then the
-/// largest. (Measured on the H200, `benches/README.md`: at M = 4096 a plain 128 is
-/// sometimes 5–15 % faster than the 176/192 this picks, despite more waves; a cost model
-/// that captures that is future work.)
+/// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs.
 ///
-/// Clusters of 2 (A multicast) are never chosen: on the H200 they currently run at about
-/// half the speed (`benches/README.md`); they stay available through
-/// [`Fp8GemmConfig::with_cluster`] and are tested.
-pub fn choose(m: usize, n: usize, sms: u32) -> Fp8GemmConfig {
+/// - M ≥ 1024, K ≥ 4096 and an even number of 128-column blocks: 128×128 tiles in CTA
+///   pairs that share A by TMA multicast (measured on the H200 at 4096×4096×7168,
+///   4096×7168×16384 and 8192³, `benches/README.md`: about 10 % faster than single CTAs
+///   with 128, and than the 176/192 tiles the wave rule below picks; smaller K is not
+///   measured yet, so it keeps the wave rule).
+/// - Otherwise BLOCK_M 64 when M ≤ 64 (else 128), and the BLOCK_N with the fewest waves of
+///   tiles, then the fullest last wave, then the largest.
+pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
+    if m >= 1024 && k >= 4096 && n.div_ceil(128) % 2 == 0 {
+        return Fp8GemmConfig::new(128, 128).with_cluster(2);
+    }
     let block_m = if m <= 64 { 64 } else { 128 };
     let sms = sms.max(1) as usize;
     let best = BLOCK_N_CANDIDATES.iter().copied().min_by_key(|&bn| {
@@ -137,7 +140,7 @@ mod tests {
         let all = all_configs();
         for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
             for &n in &[1, 16, 33, 576, 2112, 4096, 7168, 24576, 32768] {
-                let c = choose(m, n, 132);
+                let c = choose(m, n, 7168, 132);
                 assert!(all.contains(&c), "{c:?}");
                 assert!(c.supports(m, n), "{c:?} for {m}x{n}");
             }
@@ -150,7 +153,7 @@ mod tests {
 
     #[test]
     fn small_m_uses_one_math_warpgroup() {
-        assert_eq!(choose(1, 7168, 132).block_m, 64);
-        assert_eq!(choose(4096, 7168, 132).block_m, 128);
+        assert_eq!(choose(1, 7168, 7168, 132).block_m, 64);
+        assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
     }
 }

@@ -37,7 +37,7 @@ pub fn fp8_gemm_nt(
     b: &Fp8Operand,
     d: &mut MatrixMut<bf16>,
 ) -> Result<(), Error> {
-    let cfg = config::choose(a.rows(), b.rows(), dev.usable_sms());
+    let cfg = config::choose(a.rows(), b.rows(), a.k(), dev.usable_sms());
     fp8_gemm_nt_with_config(dev, a, b, d, cfg)
 }
 
