@@ -83,6 +83,7 @@
 //! where the model can give a non-finite value (a NaN code in the row of A or B, a
 //! non-finite C, or a magnitude that may reach `f32::MAX`).
 
+use crate::error::checked_len;
 use crate::gemm::{Fp8Operand, Fp8Recipe, MatView, OutView, FP8_GRAN_K};
 use crate::{Error, Result};
 use half::bf16;
@@ -409,6 +410,11 @@ fn prepare<'c>(
     }
     let blocks = k.div_ceil(FP8_GRAN_K);
     let kp = blocks * FP8_GRAN_K;
+    // The padded copies and the outputs below are allocated from these products (a view
+    // with a zero stride can describe a shape far larger than its buffer).
+    checked_len("a", &[m, kp])?;
+    checked_len("b", &[n, kp])?;
+    checked_len("d", &[m, n])?;
     let (sa, _) = a.checked_scales("sfa")?;
     let (sb, gb) = b.checked_scales("sfb")?;
     // Checked scales came from f32 (or UE8M0 powers of two): the casts are exact.

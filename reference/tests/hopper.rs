@@ -635,3 +635,26 @@ fn nan_inputs_and_errors() {
         Err(Error::Argument { name: "a", .. })
     ));
 }
+
+/// Zero-stride views describe shapes far larger than their buffers: the model refuses a
+/// shape whose output `[M, N]` would overflow `usize` (here 2^33 × 2^33, while each
+/// operand, 2^33 × 128, still fits) with an error before allocating anything.
+#[test]
+fn huge_zero_stride_shapes_are_refused() {
+    let codes = [0x38u8; 1];
+    let scales = [1.0f32; 1];
+    let huge = 1usize << 33;
+    let view = |rows| MatView::strided(&codes[..], rows, 128, 0, 0).unwrap();
+    let sview = |rows| MatView::strided(&scales[..], rows, 1, 0, 0).unwrap();
+    let a = Fp8Operand::new(view(huge), Scales::F32(sview(huge)), Fp8Recipe::PerToken).unwrap();
+    let b = Fp8Operand::new(
+        view(huge),
+        Scales::F32(sview(huge.div_ceil(128))),
+        Fp8Recipe::PerBlock,
+    )
+    .unwrap();
+    let r = hopper_fp8_error_bound(&a, &b, None, OutDtype::Bf16);
+    assert!(matches!(r, Err(Error::Shape { tensor: "d", .. })), "{r:?}");
+    let r = hopper_fp8_sample(&a, &b, None, Promotion::PerBlock, &[(0, 0)]);
+    assert!(matches!(r, Err(Error::Shape { tensor: "d", .. })), "{r:?}");
+}
