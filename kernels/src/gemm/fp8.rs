@@ -106,7 +106,8 @@ fn check_operands(
 /// every configuration the heuristic can pick).
 ///
 /// # Errors
-/// As [`fp8_gemm_nt`].
+/// As [`fp8_gemm_nt`], plus [`Error::Shape`] when `cfg` cannot run this output
+/// ([`Fp8GemmConfig::supports`]: a CTA pair needs an even number of N-blocks).
 pub fn fp8_gemm_nt_with_config(
     dev: &Device,
     a: &Fp8Operand,
