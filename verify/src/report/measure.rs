@@ -375,6 +375,22 @@ fn kernel_row(
     }
 }
 
+/// The exact values (row-major, `n` columns) at the sampled `(row, col)` pairs.
+fn exact_at(exact: &[f64], n: usize, pairs: &[(usize, usize)]) -> Vec<f64> {
+    pairs.iter().map(|&(r, c)| exact[r * n + c]).collect()
+}
+
+/// Compares sampled kernel values `x` with exact values `y` under per-element `bound`
+/// (all three in the order of the sampled pairs, as one row).
+fn compare_sampled(x: &[f64], y: &[f64], bound: &[f64]) -> Result<Comparison, String> {
+    let len = x.len();
+    let per_element = Bound::PerElement {
+        values: bound,
+        ld: len.max(1),
+    };
+    compare(x, len, y, len, [1, len], &per_element).map_err(err)
+}
+
 fn ratios_of(x: &[f64], y: &[f64], bound: &[f64]) -> Vec<f64> {
     x.iter()
         .zip(y)
@@ -417,20 +433,8 @@ fn model_row(
         .iter()
         .map(|&v| bf16_fmt::from_f32(v).to_f64())
         .collect();
-    let y: Vec<f64> = pairs.iter().map(|&(r, c)| exact[r * n + c]).collect();
-    let len = x.len();
-    let c = compare(
-        &x,
-        len,
-        &y,
-        len,
-        [1, len],
-        &Bound::PerElement {
-            values: &bound,
-            ld: len.max(1),
-        },
-    )
-    .map_err(err)?;
+    let y = exact_at(exact, n, &pairs);
+    let c = compare_sampled(&x, &y, &bound)?;
     let sampled = Some(format!(
         "{} rows x {} columns spread evenly (first and last included)",
         rows.len(),
@@ -528,20 +532,8 @@ fn gpu_row(be: &dyn Fp8GemmNt, q: &Quant, exact: &[f64], n: usize, recipe: Recip
         }
         .map_err(err)?;
         let x: Vec<f64> = pairs.iter().map(|&(r, c)| d[r * n + c].to_f64()).collect();
-        let y: Vec<f64> = pairs.iter().map(|&(r, c)| exact[r * n + c]).collect();
-        let len = x.len();
-        let bounded = compare(
-            &x,
-            len,
-            &y,
-            len,
-            [1, len],
-            &Bound::PerElement {
-                values: &bound,
-                ld: len.max(1),
-            },
-        )
-        .map_err(err)?;
+        let y = exact_at(exact, n, &pairs);
+        let bounded = compare_sampled(&x, &y, &bound)?;
         let ratios = ratios_of(&x, &y, &bound);
         Ok(kernel_row(
             be.name(),
