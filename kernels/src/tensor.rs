@@ -140,7 +140,7 @@ pub(crate) fn check_device<T>(
 }
 
 /// Fine-grained FP8 scaling recipes of DeepSeek-V3 (§3.3 of its report), as (rows × K) blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fp8Recipe {
     /// One FP32 scale per 1×128 (per token and 128-wide K block): activations, `A`.
     PerToken,

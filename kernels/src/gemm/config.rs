@@ -1,6 +1,8 @@
-//! Tile configurations of the FP8 GEMM and the heuristic that picks one per problem.
+//! Tile configurations of the FP8 GEMM, its kernel variants, and the heuristic that picks
+//! a tile per problem.
 
 use crate::runtime::KernelSpec;
+use crate::tensor::Fp8Recipe;
 
 use super::wgmma;
 
@@ -14,33 +16,97 @@ pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 
 /// Most pipeline stages used (more buys nothing once the TMA latency is covered).
 pub const MAX_STAGES: u32 = 8;
 
-/// One compile-time configuration of `fp8_gemm_1d2d` plus its run-time rasterisation band.
+/// Largest BLOCK_N with the pipelined promotion ([`Fp8GemmConfig::pipelined`]) and two
+/// math warpgroups: three accumulator sets of BLOCK_N/2 registers must fit in 232 (255 with one).
+pub const MAX_PIPELINED_BLOCK_N: u32 = 128;
+
+/// Output element type of the FP8 GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutDtype {
+    /// BF16, rounded to nearest even.
+    Bf16,
+    /// FP32 (optionally `C` added: [`Fp8Variant::with_c`]).
+    F32,
+}
+
+/// What a kernel computes (the compile-time switches besides the tile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fp8Variant {
+    /// B's recipe: [`Fp8Recipe::PerBlock`] (128×128, "1D2D") or [`Fp8Recipe::PerToken`]
+    /// (1×128, "1D1D").
+    pub b_recipe: Fp8Recipe,
+    /// D's element type.
+    pub out: OutDtype,
+    /// Whether an FP32 `C` is added (`D = C + A·Bᵀ`; FP32 output only).
+    pub with_c: bool,
+}
+
+impl Fp8Variant {
+    /// The DeepSeek-V3 inference GEMM: 1D2D, BF16 out, no C.
+    pub const BF16_1D2D: Fp8Variant = Fp8Variant {
+        b_recipe: Fp8Recipe::PerBlock,
+        out: OutDtype::Bf16,
+        with_c: false,
+    };
+
+    /// Every variant the host API can launch (6).
+    pub fn all() -> Vec<Fp8Variant> {
+        let mut v = Vec::new();
+        for b_recipe in [Fp8Recipe::PerBlock, Fp8Recipe::PerToken] {
+            for (out, with_c) in [
+                (OutDtype::Bf16, false),
+                (OutDtype::F32, false),
+                (OutDtype::F32, true),
+            ] {
+                v.push(Fp8Variant {
+                    b_recipe,
+                    out,
+                    with_c,
+                });
+            }
+        }
+        v
+    }
+
+    /// BF16 outputs are staged in shared memory for the TMA-store epilogue.
+    fn staging_bytes(&self, block_m: u32, block_n: u32) -> u32 {
+        match self.out {
+            OutDtype::Bf16 => block_m * block_n * 2,
+            OutDtype::F32 => 0,
+        }
+    }
+}
+
+/// One tile configuration of the `fp8_gemm` kernel plus its run-time rasterisation band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fp8GemmConfig {
     /// Rows per tile: 64 (one math warpgroup) or 128 (two).
     pub block_m: u32,
-    /// Columns per tile (a multiple of 8; the `wgmma` N). Above 192 the two accumulators
+    /// Columns per tile (a multiple of 16; the `wgmma` N). Above 192 the two accumulators
     /// (partial and promoted, BLOCK_N/2 registers each) spill.
     pub block_n: u32,
-    /// Shared-memory ring depth.
+    /// Most shared-memory ring stages; each variant uses as many as fit, up to this.
     pub stages: u32,
     /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`).
     pub band: u32,
     /// CTAs per cluster along N (1, or 2: the pair shares A by TMA multicast). Needs
     /// BLOCK_M = 128 and an even number of N-blocks ([`Fp8GemmConfig::supports`]).
     pub cluster: u32,
+    /// Pipelined promotion: two partial accumulator sets, block kb+1's `wgmma` issued
+    /// before block kb is promoted (BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`]).
+    pub pipelined: bool,
 }
 
 impl Fp8GemmConfig {
-    /// A config with the most stages that fit in shared memory.
+    /// A config with up to [`MAX_STAGES`] stages, no cluster, no pipelining.
     pub fn new(block_m: u32, block_n: u32) -> Self {
-        let stages = (MAX_SMEM_BYTES / Self::stage_bytes(block_m, block_n)).min(MAX_STAGES);
         Fp8GemmConfig {
             block_m,
             block_n,
-            stages,
+            stages: MAX_STAGES,
             band: 8,
             cluster: 1,
+            pipelined: false,
         }
     }
 
@@ -49,24 +115,45 @@ impl Fp8GemmConfig {
         Fp8GemmConfig { cluster, ..self }
     }
 
+    /// This config with the pipelined promotion on or off.
+    pub fn with_pipeline(self, pipelined: bool) -> Self {
+        Fp8GemmConfig { pipelined, ..self }
+    }
+
     /// Whether this config can run an `m × n` output: a cluster of 2 needs BLOCK_M = 128
-    /// and an even number of N-blocks (both CTAs of a pair share an M-block).
+    /// and an even number of N-blocks (both CTAs of a pair share an M-block); the
+    /// pipelined promotion needs BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`].
     pub fn supports(&self, _m: usize, n: usize) -> bool {
-        match self.cluster {
-            1 => true,
-            2 => self.block_m == 128 && n.div_ceil(self.block_n as usize) % 2 == 0,
-            _ => false,
-        }
+        let tile_ok = matches!(self.block_m, 64 | 128)
+            && self.block_n % 16 == 0
+            && (16..=256).contains(&self.block_n)
+            && (!self.pipelined || self.block_n <= MAX_PIPELINED_BLOCK_N);
+        tile_ok
+            && match self.cluster {
+                1 => true,
+                2 => self.block_m == 128 && n.div_ceil(self.block_n as usize) % 2 == 0,
+                _ => false,
+            }
     }
 
-    fn stage_bytes(block_m: u32, block_n: u32) -> u32 {
-        let sfa = (block_m * 4).div_ceil(128) * 128;
-        block_m * 128 + block_n * 128 + sfa + 16 // + the stage's two mbarriers
+    fn stage_bytes(&self, v: Fp8Variant) -> u32 {
+        let sfa = (self.block_m * 4).div_ceil(128) * 128;
+        let sfb = match v.b_recipe {
+            Fp8Recipe::PerToken => (self.block_n * 4).div_ceil(128) * 128,
+            Fp8Recipe::PerBlock => 0,
+        };
+        self.block_m * 128 + self.block_n * 128 + sfa + sfb + 16 // + the stage's two mbarriers
     }
 
-    /// Dynamic shared memory per CTA, bytes.
-    pub fn smem_bytes(&self) -> u32 {
-        self.stages * Self::stage_bytes(self.block_m, self.block_n)
+    /// Ring stages of variant `v`: as many as fit next to the output staging, ≤ `stages`.
+    pub fn stages_for(&self, v: Fp8Variant) -> u32 {
+        let free = MAX_SMEM_BYTES.saturating_sub(v.staging_bytes(self.block_m, self.block_n));
+        (free / self.stage_bytes(v)).min(self.stages)
+    }
+
+    /// Dynamic shared memory per CTA for variant `v`, bytes.
+    pub fn smem_bytes(&self, v: Fp8Variant) -> u32 {
+        v.staging_bytes(self.block_m, self.block_n) + self.stages_for(v) * self.stage_bytes(v)
     }
 
     /// Threads per CTA: 128 per math warpgroup plus the producer warpgroup.
@@ -74,23 +161,62 @@ impl Fp8GemmConfig {
         (self.block_m / 64 + 1) * 128
     }
 
-    /// The JIT specification (source, entry point, defines).
-    pub fn spec(&self) -> KernelSpec {
+    /// The JIT specification (source, entry point, defines) of variant `v`.
+    pub fn spec(&self, v: Fp8Variant) -> KernelSpec {
+        let b = match v.b_recipe {
+            Fp8Recipe::PerBlock => "1d2d",
+            Fp8Recipe::PerToken => "1d1d",
+        };
+        let out = match (v.out, v.with_c) {
+            (OutDtype::Bf16, _) => "bf16",
+            (OutDtype::F32, false) => "f32",
+            (OutDtype::F32, true) => "f32+c",
+        };
+        let stages = self.stages_for(v);
+        let flag = |x: bool| if x { "1" } else { "0" }.to_string();
         KernelSpec {
             label: format!(
-                "fp8_gemm_1d2d<BLOCK_M={}, BLOCK_N={}, STAGES={}, CLUSTER={}>",
-                self.block_m, self.block_n, self.stages, self.cluster
+                "fp8_gemm_{b}_{out}<BLOCK_M={}, BLOCK_N={}, STAGES={stages}, CLUSTER={}, PIPE={}>",
+                self.block_m,
+                self.block_n,
+                self.cluster,
+                u8::from(self.pipelined)
             ),
-            file: "gemm/fp8_gemm_1d2d.cuh",
-            function: "fp8_gemm_1d2d",
+            file: "gemm/fp8_gemm.cuh",
+            function: "fp8_gemm",
             prelude: wgmma::fp8_wrapper(self.block_n),
             defines: vec![
                 ("BLOCK_M".into(), self.block_m.to_string()),
                 ("BLOCK_N".into(), self.block_n.to_string()),
-                ("STAGES".into(), self.stages.to_string()),
+                ("STAGES".into(), stages.to_string()),
                 ("CLUSTER".into(), self.cluster.to_string()),
+                ("PIPE".into(), flag(self.pipelined)),
+                ("SFB_TOKEN".into(), flag(v.b_recipe == Fp8Recipe::PerToken)),
+                ("OUT_F32".into(), flag(v.out == OutDtype::F32)),
+                ("HAS_C".into(), flag(v.with_c)),
+                ("TMA_STORE".into(), flag(v.out == OutDtype::Bf16)),
             ],
         }
+    }
+}
+
+impl std::str::FromStr for Fp8GemmConfig {
+    type Err = String;
+
+    /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster) and `p` (pipelined
+    /// promotion), e.g. `128x128c2p`; stages as [`Fp8GemmConfig::new`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected BMxBN[cC][p], e.g. 128x128c2p");
+        let (body, pipelined) = match s.strip_suffix('p') {
+            Some(b) => (b, true),
+            None => (s, false),
+        };
+        let (tile, cluster) = body.split_once('c').unwrap_or((body, "1"));
+        let (m, n) = tile.split_once('x').ok_or_else(bad)?;
+        let parse = |x: &str| x.parse::<u32>().map_err(|_| bad());
+        Ok(Fp8GemmConfig::new(parse(m)?, parse(n)?)
+            .with_cluster(parse(cluster)?)
+            .with_pipeline(pipelined))
     }
 }
 
@@ -118,7 +244,24 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     Fp8GemmConfig::new(block_m, best.unwrap_or(128))
 }
 
-/// Every configuration [`choose`] can return (what the CI compile gate builds).
+/// Every tile configuration [`choose`] can return (the compile gate builds each in every
+/// [`Fp8Variant`]).
+pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
+    let mut v: Vec<_> = [64, 128]
+        .iter()
+        .flat_map(|&bm| {
+            BLOCK_N_CANDIDATES
+                .iter()
+                .map(move |&bn| Fp8GemmConfig::new(bm, bn))
+        })
+        .collect();
+    v.push(Fp8GemmConfig::new(128, 128).with_cluster(2));
+    v
+}
+
+/// Every tile configuration the kernels are built and tested in: [`chosen_configs`], CTA
+/// pairs of every BLOCK_N, and the pipelined version of each that supports it (the compile
+/// gate and the GPU suite cover all of them in the BF16 1D2D variant).
 pub fn all_configs() -> Vec<Fp8GemmConfig> {
     let single = [64, 128].iter().flat_map(|&bm| {
         BLOCK_N_CANDIDATES
@@ -128,7 +271,12 @@ pub fn all_configs() -> Vec<Fp8GemmConfig> {
     let pairs = BLOCK_N_CANDIDATES
         .iter()
         .map(|&bn| Fp8GemmConfig::new(128, bn).with_cluster(2));
-    single.chain(pairs).collect()
+    let plain: Vec<_> = single.chain(pairs).collect();
+    let piped = plain
+        .iter()
+        .map(|c| c.with_pipeline(true))
+        .filter(|c| c.supports(0, 2 * c.block_n as usize));
+    plain.iter().copied().chain(piped).collect()
 }
 
 #[cfg(test)]
@@ -138,15 +286,22 @@ mod tests {
     #[test]
     fn every_choice_is_in_all_configs_and_fits() {
         let all = all_configs();
+        let chosen = chosen_configs();
         for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
             for &n in &[1, 16, 33, 576, 2112, 4096, 7168, 24576, 32768] {
                 let c = choose(m, n, 7168, 132);
-                assert!(all.contains(&c), "{c:?}");
+                assert!(chosen.contains(&c), "{c:?}");
                 assert!(c.supports(m, n), "{c:?} for {m}x{n}");
             }
         }
+        assert!(chosen.iter().all(|c| all.contains(c)));
         for c in &all {
-            assert!(c.stages >= 2 && c.smem_bytes() <= MAX_SMEM_BYTES, "{c:?}");
+            for v in Fp8Variant::all() {
+                assert!(
+                    c.stages_for(v) >= 3 && c.smem_bytes(v) <= MAX_SMEM_BYTES,
+                    "{c:?} {v:?}"
+                );
+            }
             assert_eq!(c.block_n * 128 % 1024, 0);
         }
     }
@@ -155,5 +310,29 @@ mod tests {
     fn small_m_uses_one_math_warpgroup() {
         assert_eq!(choose(1, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
+    }
+
+    #[test]
+    fn parses_tiles() {
+        let c: Fp8GemmConfig = "128x128c2p".parse().unwrap();
+        assert_eq!(
+            c,
+            Fp8GemmConfig::new(128, 128)
+                .with_cluster(2)
+                .with_pipeline(true)
+        );
+        assert_eq!("64x96".parse(), Ok(Fp8GemmConfig::new(64, 96)));
+        assert!("128".parse::<Fp8GemmConfig>().is_err());
+        assert!("128xq".parse::<Fp8GemmConfig>().is_err());
+    }
+
+    #[test]
+    fn pipelining_is_limited_by_registers() {
+        assert!(Fp8GemmConfig::new(128, 128)
+            .with_pipeline(true)
+            .supports(128, 128));
+        assert!(!Fp8GemmConfig::new(128, 144)
+            .with_pipeline(true)
+            .supports(128, 144));
     }
 }

@@ -1,28 +1,89 @@
-//! `fp8_gemm_nt`: the DeepSeek-recipe FP8 GEMM (A 1×128, B 128×128 FP32 scales, BF16 out).
+//! `fp8_gemm_nt`: FP8 GEMMs with fine-grained FP32 scales (A 1×128; B 128×128 "1D2D" or
+//! 1×128 "1D1D"), BF16 or FP32 output, optional FP32 accumulation input C.
 
-use cudarc::driver::DevicePtr;
+use std::sync::OnceLock;
+
+use cudarc::driver::{CudaSlice, DevicePtr};
 use half::bf16;
 
-use super::config::{self, Fp8GemmConfig};
+use super::config::{self, Fp8GemmConfig, Fp8Variant, OutDtype};
 use crate::layout;
 use crate::runtime::launch::{arg, Launch};
-use crate::runtime::tma::{self, TmaElem, TmaSwizzle};
+use crate::runtime::tma::{self, TensorMap, TmaElem, TmaSwizzle};
 use crate::runtime::Device;
-use crate::tensor::{check_device, Fp8Operand, Fp8Recipe, Fp8Scales, MatrixMut};
+use crate::tensor::{check_device, Fp8Operand, Fp8Recipe, Fp8Scales, Matrix, MatrixMut};
 use crate::Error;
 
-/// `D = A · Bᵀ` in BF16 for the DeepSeek-V3 FP8 recipe ("1D2D"), on `dev`'s stream.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for f32 {}
+}
+
+/// Output element types of the FP8 GEMMs: [`half::bf16`] (round to nearest even) and `f32`.
+pub trait Fp8Out:
+    sealed::Sealed + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits
+{
+    /// The kernel variant's output type.
+    const DTYPE: OutDtype;
+
+    /// `D = C` row by row (the K = 0 case of `D = C + A·Bᵀ`); only FP32 outputs take a C.
+    #[doc(hidden)]
+    fn copy_c(dev: &Device, c: &Matrix<f32>, d: &mut MatrixMut<Self>) -> Result<(), Error>
+    where
+        Self: Sized;
+}
+
+impl Fp8Out for bf16 {
+    const DTYPE: OutDtype = OutDtype::Bf16;
+
+    fn copy_c(_: &Device, _: &Matrix<f32>, _: &mut MatrixMut<Self>) -> Result<(), Error> {
+        Err(Error::Shape("C is only added to an FP32 output".into()))
+    }
+}
+
+impl Fp8Out for f32 {
+    const DTYPE: OutDtype = OutDtype::F32;
+
+    fn copy_c(dev: &Device, c: &Matrix<f32>, d: &mut MatrixMut<f32>) -> Result<(), Error> {
+        let n = d.cols();
+        for r in 0..d.rows() {
+            let src = c.data.slice(r * c.ld..r * c.ld + n);
+            let mut dst = d.data.slice_mut(r * d.ld..r * d.ld + n);
+            dev.stream()
+                .memcpy_dtod(&src, &mut dst)
+                .map_err(Error::driver("copying C into D"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The accumulation input `C` of `D = C + A·Bᵀ` (FP32 output only).
+#[derive(Debug, Clone, Copy)]
+pub enum Accumulate<'x, 'a> {
+    /// `D = A·Bᵀ`.
+    No,
+    /// `D = C + A·Bᵀ` with `C` an FP32 `[M, N]` row-major matrix (any leading dimension).
+    From(&'x Matrix<'a, f32>),
+    /// `D += A·Bᵀ`: `C` is `D` itself (each element is read before it is written).
+    InPlace,
+}
+
+/// `D = A · Bᵀ` on `dev`'s stream, with the tile [`config::choose`] picks.
 ///
 /// - `a`: E4M3 `[M, K]` K-major, [`Fp8Recipe::PerToken`] scales (1×128, FP32);
-/// - `b`: E4M3 `[N, K]` K-major, [`Fp8Recipe::PerBlock`] scales (128×128, FP32);
-/// - `d`: BF16 `[M, N]` row-major with any leading dimension ≥ N.
+/// - `b`: E4M3 `[N, K]` K-major, [`Fp8Recipe::PerBlock`] scales (128×128, FP32: the
+///   DeepSeek-V3 "1D2D" recipe) or [`Fp8Recipe::PerToken`] (1×128: "1D1D", the
+///   weight-gradient GEMM);
+/// - `d`: `[M, N]` row-major, BF16 (round to nearest even) or FP32, any leading
+///   dimension ≥ N.
 ///
-/// `D[m, n] = Σ_kb sa[m, kb]·sb[n/128, kb]·Σ_{k∈kb} a[m, k]·b[n, k]`, computed as Hopper FP8
-/// `wgmma` partial sums per 128-K block promoted into FP32 with
-/// `final = fma(sa·sb, partial, final)` (DeepGEMM's order; the reference's
-/// `hopper_fp8_gemm` models it bit for bit, DESIGN §3.3), rounded to BF16 (nearest even).
-/// Any M, N, K ≥ 0 (a K tail shorter than 128 is zero-padded in shared memory, never read
-/// from global memory); the launch is asynchronous.
+/// `D[m, n] = Σ_kb sa[m, kb]·sb[n, kb]·Σ_{k∈kb} a[m, k]·b[n, k]` (`sb[n, kb]` the scale of
+/// B's block holding row n), computed as Hopper FP8 `wgmma` partial sums per 128-K block
+/// promoted into FP32 with `final = fma(fl32(sa·sb), partial, final)` (DeepGEMM's order; the
+/// reference's `hopper_fp8_gemm` models it bit for bit, DESIGN §3.3). Any M, N, K ≥ 0 (a K
+/// tail shorter than 128 is zero-padded in shared memory, never read from global memory);
+/// the launch is asynchronous.
 ///
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
@@ -31,31 +92,92 @@ use crate::Error;
 /// [`Error::Scale`] for the wrong recipes; [`Error::Shape`] when K or the output shape
 /// disagree; [`Error::Alignment`] for TMA alignment; [`Error::Device`] when an operand lives
 /// in another context; [`Error::TooLarge`] for a dimension ≥ 2^31; compile and driver errors.
-pub fn fp8_gemm_nt(
+pub fn fp8_gemm_nt<T: Fp8Out>(
     dev: &Device,
     a: &Fp8Operand,
     b: &Fp8Operand,
-    d: &mut MatrixMut<bf16>,
+    d: &mut MatrixMut<T>,
 ) -> Result<(), Error> {
     let cfg = config::choose(a.rows(), b.rows(), a.k(), dev.usable_sms());
-    fp8_gemm_nt_with_config(dev, a, b, d, cfg)
+    run(dev, a, b, Accumulate::No, d, cfg)
 }
 
-fn print_configs() -> bool {
-    std::env::var("SCALEGEMM_PRINT_CONFIGS").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-fn check_operands(
+/// `D = C + A·Bᵀ` in FP32 ([`Accumulate`] says where C comes from), otherwise as
+/// [`fp8_gemm_nt`]. The reference's `hopper_fp8_gemm` with `c` models it: the promoted sum,
+/// then `fl32(final + C)`.
+///
+/// # Errors
+/// As [`fp8_gemm_nt`], plus [`Error::Shape`] / [`Error::Device`] for a C of the wrong shape
+/// or context.
+pub fn fp8_gemm_nt_acc(
     dev: &Device,
     a: &Fp8Operand,
     b: &Fp8Operand,
-    d: &MatrixMut<bf16>,
+    c: Accumulate,
+    d: &mut MatrixMut<f32>,
+) -> Result<(), Error> {
+    let cfg = config::choose(a.rows(), b.rows(), a.k(), dev.usable_sms());
+    run(dev, a, b, c, d, cfg)
+}
+
+/// [`fp8_gemm_nt`] with an explicit tile configuration (tests and benchmarks use it to cover
+/// every configuration).
+///
+/// # Errors
+/// As [`fp8_gemm_nt`], plus [`Error::Shape`] when `cfg` cannot run this output
+/// ([`Fp8GemmConfig::supports`]: e.g. a CTA pair needs an even number of N-blocks).
+pub fn fp8_gemm_nt_with_config<T: Fp8Out>(
+    dev: &Device,
+    a: &Fp8Operand,
+    b: &Fp8Operand,
+    d: &mut MatrixMut<T>,
+    cfg: Fp8GemmConfig,
+) -> Result<(), Error> {
+    run(dev, a, b, Accumulate::No, d, cfg)
+}
+
+/// [`fp8_gemm_nt_acc`] with an explicit tile configuration.
+///
+/// # Errors
+/// As [`fp8_gemm_nt_acc`] and [`fp8_gemm_nt_with_config`].
+pub fn fp8_gemm_nt_acc_with_config(
+    dev: &Device,
+    a: &Fp8Operand,
+    b: &Fp8Operand,
+    c: Accumulate,
+    d: &mut MatrixMut<f32>,
+    cfg: Fp8GemmConfig,
+) -> Result<(), Error> {
+    run(dev, a, b, c, d, cfg)
+}
+
+fn env_flag(name: &str, default: bool) -> bool {
+    std::env::var(name).map_or(default, |v| !v.is_empty() && v != "0")
+}
+
+/// `SCALEGEMM_PRINT_CONFIGS`, read once.
+fn print_configs() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| env_flag("SCALEGEMM_PRINT_CONFIGS", false))
+}
+
+/// `SCALEGEMM_PDL` (default on), read once: launch with programmatic dependent launch, so
+/// the kernel's set-up overlaps the previous kernel's tail (it waits for that kernel with
+/// `griddepcontrol.wait` before reading any input).
+fn pdl() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| env_flag("SCALEGEMM_PDL", true))
+}
+
+fn check_operands<T>(
+    dev: &Device,
+    a: &Fp8Operand,
+    b: &Fp8Operand,
+    c: &Accumulate,
+    d: &MatrixMut<T>,
 ) -> Result<(), Error> {
     if a.recipe() != Fp8Recipe::PerToken {
         return Err(Error::Scale("A must use per-token (1×128) scales".into()));
-    }
-    if b.recipe() != Fp8Recipe::PerBlock {
-        return Err(Error::Scale("B must use per-block (128×128) scales".into()));
     }
     if a.k() != b.k() {
         return Err(Error::Shape(format!(
@@ -73,6 +195,18 @@ fn check_operands(
             b.rows()
         )));
     }
+    if let Accumulate::From(c) = c {
+        if c.rows() != d.rows() || c.cols() != d.cols() {
+            return Err(Error::Shape(format!(
+                "C is {}×{}, D is {}×{}",
+                c.rows(),
+                c.cols(),
+                d.rows(),
+                d.cols()
+            )));
+        }
+        check_device("C", &c.data, dev)?;
+    }
     for (name, v) in [("M", a.rows()), ("N", b.rows()), ("K", a.k())] {
         if v >= 1 << 31 {
             return Err(Error::TooLarge(format!(
@@ -83,12 +217,11 @@ fn check_operands(
     check_device("A", &a.codes.data, dev)?;
     check_device("B", &b.codes.data, dev)?;
     check_device("D", &d.data, dev)?;
-    match &a.scales {
-        Fp8Scales::RowMajor(s) => check_device("A's scales", &s.data, dev)?,
-        Fp8Scales::TmaAlignedMnMajor(v) => check_device("A's scales", v, dev)?,
-    }
-    if let Fp8Scales::RowMajor(s) = &b.scales {
-        check_device("B's scales", &s.data, dev)?;
+    for (name, op) in [("A's scales", a), ("B's scales", b)] {
+        match &op.scales {
+            Fp8Scales::RowMajor(s) => check_device(name, &s.data, dev)?,
+            Fp8Scales::TmaAlignedMnMajor(v) => check_device(name, v, dev)?,
+        }
     }
     for (name, op) in [("A", a), ("B", b)] {
         if op.codes.ld % 16 != 0 && op.rows() > 1 {
@@ -102,61 +235,102 @@ fn check_operands(
     Ok(())
 }
 
-/// [`fp8_gemm_nt`] with an explicit tile configuration (tests and benchmarks use it to cover
-/// every configuration the heuristic can pick).
-///
-/// # Errors
-/// As [`fp8_gemm_nt`], plus [`Error::Shape`] when `cfg` cannot run this output
-/// ([`Fp8GemmConfig::supports`]: a CTA pair needs an even number of N-blocks).
-pub fn fp8_gemm_nt_with_config(
+/// Per-token scales as the kernel reads them: TMA-aligned MN-major, transposed on the GPU
+/// into `tmp` when given row-major. Returns the device address.
+fn mn_major_scales(
+    dev: &Device,
+    op: &Fp8Operand,
+    tmp: &mut Option<CudaSlice<f32>>,
+) -> Result<u64, Error> {
+    let stream = dev.stream();
+    Ok(match &op.scales {
+        Fp8Scales::RowMajor(s) => {
+            let t = tmp.insert(layout::to_tma_aligned_mn_major_gpu(dev, s)?);
+            t.device_ptr(stream).0
+        }
+        Fp8Scales::TmaAlignedMnMajor(v) => v.device_ptr(stream).0,
+    })
+}
+
+/// TMA map of per-token scales (TMA-aligned MN-major, `kb` columns of `rows`), boxes of
+/// `box_rows` scales of one k-block.
+fn scale_map(ptr: u64, rows: usize, kb: usize, box_rows: u32) -> Result<TensorMap, Error> {
+    let ld = layout::tma_aligned_ld(rows) as u64;
+    tma::encode_2d(
+        TmaElem::F32,
+        ptr,
+        kb as u64,
+        rows as u64,
+        ld,
+        1,
+        box_rows,
+        TmaSwizzle::None,
+    )
+}
+
+/// The staging-slab width of the BF16 TMA-store epilogue (`cuda/gemm/epilogue.cuh`):
+/// the largest of 128, 64, 32 bytes dividing a tile row.
+fn slab(block_n: u32) -> (u32, TmaSwizzle) {
+    let row = block_n * 2;
+    if row % 128 == 0 {
+        (64, TmaSwizzle::B128)
+    } else if row % 64 == 0 {
+        (32, TmaSwizzle::B64)
+    } else {
+        (16, TmaSwizzle::B32)
+    }
+}
+
+fn run<T: Fp8Out>(
     dev: &Device,
     a: &Fp8Operand,
     b: &Fp8Operand,
-    d: &mut MatrixMut<bf16>,
+    c: Accumulate,
+    d: &mut MatrixMut<T>,
     cfg: Fp8GemmConfig,
 ) -> Result<(), Error> {
-    check_operands(dev, a, b, d)?;
+    check_operands(dev, a, b, &c, d)?;
     let (m, n, k) = (a.rows(), b.rows(), a.k());
     if !cfg.supports(m, n) {
         return Err(Error::Shape(format!(
             "{cfg:?} cannot run a {m}×{n} output (see Fp8GemmConfig::supports)"
         )));
     }
+    let variant = Fp8Variant {
+        b_recipe: b.recipe(),
+        out: T::DTYPE,
+        with_c: !matches!(c, Accumulate::No),
+    };
     if m == 0 || n == 0 {
         return Ok(());
     }
     let stream = dev.stream();
     if k == 0 {
-        // An empty sum: D = 0.
-        for r in 0..m {
-            let mut row = d.data.slice_mut(r * d.ld..r * d.ld + n);
-            stream
-                .memset_zeros(&mut row)
-                .map_err(Error::driver("zeroing D"))?;
-        }
-        return Ok(());
+        return empty_sum(dev, c, d);
     }
     let kb = k.div_ceil(128);
+    let (bm, bn) = (cfg.block_m, cfg.block_n);
 
-    // A's scales in the TMA-aligned MN-major layout (transposed on the GPU if needed).
-    let transformed;
-    let (sfa_ptr, _g_sfa) = match &a.scales {
-        Fp8Scales::RowMajor(s) => {
-            transformed = layout::to_tma_aligned_mn_major_gpu(dev, s)?;
-            transformed.device_ptr(stream)
+    // Scales: A's (and 1D1D B's) TMA-aligned MN-major; 1D2D B's row-major as given.
+    let (mut tmp_a, mut tmp_b) = (None, None);
+    let sfa_ptr = mn_major_scales(dev, a, &mut tmp_a)?;
+    let tma_sfa = scale_map(sfa_ptr, m, kb, bm)?;
+    let (sfb_ptr, ld_sfb, tma_sfb) = match b.recipe() {
+        Fp8Recipe::PerBlock => {
+            let Fp8Scales::RowMajor(sfb) = &b.scales else {
+                return Err(Error::Scale(
+                    "per-block (128×128) scales are only accepted row-major".into(),
+                ));
+            };
+            (sfb.data.device_ptr(stream).0, sfb.ld as u64, tma_sfa)
         }
-        Fp8Scales::TmaAlignedMnMajor(v) => v.device_ptr(stream),
+        Fp8Recipe::PerToken => {
+            let p = mn_major_scales(dev, b, &mut tmp_b)?;
+            (0u64, 0u64, scale_map(p, n, kb, bn)?)
+        }
     };
-    let Fp8Scales::RowMajor(sfb) = &b.scales else {
-        return Err(Error::Scale(
-            "per-block (128×128) scales are only accepted row-major".into(),
-        ));
-    };
-    let (sfb_ptr, _g_sfb) = sfb.ptr(stream);
     let (a_ptr, _g_a) = a.codes.ptr(stream);
     let (b_ptr, _g_b) = b.codes.ptr(stream);
-
-    let (bm, bn) = (cfg.block_m, cfg.block_n);
     let tma_a = tma::encode_2d(
         TmaElem::U8,
         a_ptr,
@@ -177,68 +351,110 @@ pub fn fp8_gemm_nt_with_config(
         128,
         TmaSwizzle::B128,
     )?;
-    let mld = layout::tma_aligned_ld(m) as u64;
-    let tma_sfa = tma::encode_2d(
-        TmaElem::F32,
-        sfa_ptr,
-        kb as u64,
-        m as u64,
-        mld,
-        1,
-        bm,
-        TmaSwizzle::None,
-    )?;
 
-    let spec = cfg.spec();
-    let func = dev.function(&spec)?;
-    let ld_sfb = sfb.ld as u64;
     let ld_d = d.ld as u64;
     let (d_ptr, _g_d) = d.ptr_mut(stream);
+    // The BF16 TMA-store epilogue needs D 16-byte aligned with a row stride a multiple of
+    // 16 bytes; otherwise the kernel stores directly (any alignment).
+    let mut flags = 0u32;
+    let mut tma_d = tma_sfa;
+    if T::DTYPE == OutDtype::Bf16 && d_ptr % 16 == 0 && (ld_d * 2 % 16 == 0 || m == 1) {
+        let (cols, swizzle) = slab(bn);
+        tma_d = tma::encode_2d(
+            TmaElem::Bf16,
+            d_ptr,
+            m as u64,
+            n as u64,
+            ld_d,
+            bm,
+            cols,
+            swizzle,
+        )?;
+        flags |= 1;
+    }
+    let (c_ptr, ld_c, _g_c) = match c {
+        Accumulate::No => (0u64, 0u64, None),
+        Accumulate::InPlace => (d_ptr, ld_d, None),
+        Accumulate::From(cm) => {
+            let (p, g) = cm.ptr(stream);
+            (p, cm.ld as u64, Some(g))
+        }
+    };
+
+    let threads = cfg.threads();
+    let smem_bytes = cfg.smem_bytes(variant);
+    let shape = Launch {
+        grid: (cfg.cluster, 1, 1),
+        block: (threads, 1, 1),
+        smem_bytes,
+        cluster_x: cfg.cluster,
+        pdl: pdl(),
+    };
+    let prepared = dev.prepared((cfg, variant), || (cfg.spec(variant), shape))?;
+    let units = m.div_ceil(bm as usize) * n.div_ceil(bn as usize) / cfg.cluster as usize;
+    // Whole clusters only, one CTA per SM at most, and (with clusters) no more than can be
+    // resident at once: GPCs may not pair up every SM, and surplus clusters of a
+    // persistent kernel would wait for whole resident ones.
+    let clusters = units
+        .min(dev.usable_sms() as usize / cfg.cluster as usize)
+        .min(prepared.max_clusters as usize * cfg.cluster as usize)
+        .max(1) as u32;
+    let launch = Launch {
+        grid: (clusters * cfg.cluster, 1, 1),
+        ..shape
+    };
+    if print_configs() {
+        eprintln!(
+            "[scalegemm] fp8_gemm_nt {m}x{n}x{k} {variant:?}: {cfg:?}, {} stages, grid {} CTAs, TMA store {}",
+            cfg.stages_for(variant),
+            launch.grid.0,
+            flags & 1 != 0
+        );
+    }
+
     let (m32, n32, k32, band) = (m as u32, n as u32, k as u32, cfg.band);
     let mut args = [
         arg(&tma_a),
         arg(&tma_b),
         arg(&tma_sfa),
+        arg(&tma_sfb),
+        arg(&tma_d),
         arg(&sfb_ptr),
         arg(&ld_sfb),
         arg(&d_ptr),
         arg(&ld_d),
+        arg(&c_ptr),
+        arg(&ld_c),
         arg(&m32),
         arg(&n32),
         arg(&k32),
         arg(&band),
+        arg(&flags),
     ];
-    let c = cfg.cluster as usize;
-    let units = m.div_ceil(bm as usize) * n.div_ceil(bn as usize) / c;
-    let mut launch = Launch {
-        // Whole clusters only: a multiple of `cluster` CTAs, one per SM at most.
-        grid: (
-            units.min(dev.usable_sms() as usize / c).max(1) as u32 * cfg.cluster,
-            1,
-            1,
-        ),
-        block: (cfg.threads(), 1, 1),
-        smem_bytes: cfg.smem_bytes(),
-        cluster_x: cfg.cluster,
-        pdl: false,
-    };
-    if cfg.cluster > 1 {
-        // Persistent clusters: launch no more than can be resident at once (GPCs may not
-        // pair up every SM), else the surplus would wait for whole resident clusters.
-        let resident = dev.max_active_clusters(&spec, &launch)?.max(1);
-        launch.grid.0 = launch.grid.0.min(resident * cfg.cluster);
-    }
-    if print_configs() {
-        eprintln!(
-            "[scalegemm] fp8_gemm_nt {m}x{n}x{k}: {cfg:?}, grid {} CTAs",
-            launch.grid.0
-        );
-    }
+    // SAFETY: the arguments match the kernel's parameters (5 TmaDesc, const float*, u64,
+    // out_t*, u64, const float*, u64, u32 ×5). TMA reads stay inside the described tensors
+    // (M×K, N×K, kb×M and kb×N with the leading dimensions checked above and by
+    // Matrix::new / Fp8Operand::new); 1D2D reads sfb rows < ceil(N/128) and columns < kb
+    // (Fp8Operand::new checked that shape); C is read and D written only at rows < M and
+    // columns < N (TMA stores clip to the [M, N] tensor). `prepared` raised the shared-memory
+    // limit to this variant's size.
+    unsafe { launch.run_raised(&prepared.func, stream, &mut args) }
+}
 
-    // SAFETY: the arguments match the kernel's parameters (3 TmaDesc, const float*, u64,
-    // u16*, u64, u32 ×4). TMA reads stay inside the described tensors (M×K, N×K, kb×M with
-    // the leading dimensions checked above and by Matrix::new); the kernel reads sfb rows
-    // < ceil(N/128) and columns < kb (Fp8Operand::new checked that shape) and writes D only
-    // at rows < M and columns < N.
-    unsafe { launch.run(&func, stream, &mut args) }
+/// K = 0: an empty sum, `D = C` (or 0).
+fn empty_sum<T: Fp8Out>(dev: &Device, c: Accumulate, d: &mut MatrixMut<T>) -> Result<(), Error> {
+    match c {
+        Accumulate::InPlace => Ok(()),
+        Accumulate::From(cm) => T::copy_c(dev, cm, d),
+        Accumulate::No => {
+            let n = d.cols();
+            for r in 0..d.rows() {
+                let mut row = d.data.slice_mut(r * d.ld..r * d.ld + n);
+                dev.stream()
+                    .memset_zeros(&mut row)
+                    .map_err(Error::driver("zeroing D"))?;
+            }
+            Ok(())
+        }
+    }
 }

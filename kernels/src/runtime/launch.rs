@@ -49,6 +49,23 @@ impl Launch {
         args: &mut [Arg],
     ) -> Result<(), Error> {
         self.raise_smem_limit(func)?;
+        self.run_raised(func, stream, args)
+    }
+
+    /// [`Launch::run`] for a function whose dynamic shared-memory limit was already raised
+    /// to at least [`Launch::smem_bytes`] (by an earlier `run` or by `Device::prepared`).
+    ///
+    /// # Safety
+    /// As [`Launch::run`].
+    ///
+    /// # Errors
+    /// [`Error::Driver`] if the launch fails.
+    pub(crate) unsafe fn run_raised(
+        &self,
+        func: &CudaFunction,
+        stream: &CudaStream,
+        args: &mut [Arg],
+    ) -> Result<(), Error> {
         let mut attrs = self.attributes();
         let config = sys::CUlaunchConfig {
             gridDimX: self.grid.0,
@@ -113,7 +130,7 @@ impl Launch {
         Ok(n.max(0) as u32)
     }
 
-    fn raise_smem_limit(&self, func: &CudaFunction) -> Result<(), Error> {
+    pub(crate) fn raise_smem_limit(&self, func: &CudaFunction) -> Result<(), Error> {
         if self.smem_bytes > 48 * 1024 {
             func.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -36,8 +36,22 @@ pub struct Device {
     stream: Arc<CudaStream>,
     sm_count: u32,
     cc: (i32, i32),
+    usable_sms: u32,
     functions: Mutex<HashMap<KernelSpec, CudaFunction>>,
     cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
+    prepared: Mutex<HashMap<PreparedKey, Prepared>>,
+}
+
+/// Key of [`Device::prepared`]: a GEMM tile configuration and kernel variant.
+pub(crate) type PreparedKey = (crate::gemm::Fp8GemmConfig, crate::gemm::config::Fp8Variant);
+
+/// A loaded kernel ready for repeated launches: its shared-memory limit already raised and
+/// its resident-cluster count known, so a hot call builds and hashes no [`KernelSpec`].
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pub(crate) func: CudaFunction,
+    /// Resident clusters (1 when the kernel launches without clusters).
+    pub(crate) max_clusters: u32,
 }
 
 impl std::fmt::Debug for Device {
@@ -84,13 +98,20 @@ impl Device {
         let stream = ctx
             .new_stream()
             .map_err(Error::driver("creating a stream"))?;
+        let usable_sms = std::env::var("SCALEGEMM_NUM_SMS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&n| n > 0)
+            .map_or(sm_count, |n| n.min(sm_count));
         Ok(Device {
             ctx,
             stream,
             sm_count,
             cc,
+            usable_sms,
             functions: Mutex::new(HashMap::new()),
             cluster_limits: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -111,13 +132,10 @@ impl Device {
 
     /// SMs the persistent kernels may use: [`Device::sm_count`], or fewer when
     /// `SCALEGEMM_NUM_SMS` is set to a smaller positive number (to leave SMs to
-    /// communication kernels running alongside).
+    /// communication kernels running alongside). The variable is read when the handle is
+    /// created.
     pub fn usable_sms(&self) -> u32 {
-        std::env::var("SCALEGEMM_NUM_SMS")
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|&n| n > 0)
-            .map_or(self.sm_count, |n| n.min(self.sm_count))
+        self.usable_sms
     }
 
     /// Compute capability as `(major, minor)`; always `(9, 0)` for a constructed handle.
@@ -202,5 +220,36 @@ impl Device {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, n);
         Ok(n)
+    }
+
+    /// The [`Prepared`] kernel for `key`, made by `make` (spec and launch shape) on first use:
+    /// loaded, its dynamic shared-memory limit raised, its resident clusters counted.
+    pub(crate) fn prepared(
+        &self,
+        key: PreparedKey,
+        make: impl FnOnce() -> (KernelSpec, launch::Launch),
+    ) -> Result<Prepared, Error> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let (spec, shape) = make();
+        let func = self.function(&spec)?;
+        shape.raise_smem_limit(&func)?;
+        let max_clusters = if shape.cluster_x > 1 {
+            self.max_active_clusters(&spec, &shape)?.max(1)
+        } else {
+            1
+        };
+        let p = Prepared { func, max_clusters };
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, p.clone());
+        Ok(p)
     }
 }

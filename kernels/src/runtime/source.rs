@@ -27,9 +27,18 @@ pub const FILES: &[(&str, &str)] = &[
         "gemm/scheduler.cuh",
         include_str!("../../cuda/gemm/scheduler.cuh"),
     ),
+    ("ptx/sync.cuh", include_str!("../../cuda/ptx/sync.cuh")),
     (
-        "gemm/fp8_gemm_1d2d.cuh",
-        include_str!("../../cuda/gemm/fp8_gemm_1d2d.cuh"),
+        "gemm/promote.cuh",
+        include_str!("../../cuda/gemm/promote.cuh"),
+    ),
+    (
+        "gemm/epilogue.cuh",
+        include_str!("../../cuda/gemm/epilogue.cuh"),
+    ),
+    (
+        "gemm/fp8_gemm.cuh",
+        include_str!("../../cuda/gemm/fp8_gemm.cuh"),
     ),
     (
         "layout/sf_transform.cuh",

@@ -24,8 +24,10 @@ impl std::fmt::Debug for TensorMap {
 pub enum TmaElem {
     /// 1-byte elements (FP8 codes, packed FP4).
     U8,
-    /// FP32 (scale factors).
+    /// FP32 (scale factors, FP32 outputs).
     F32,
+    /// BF16 (outputs).
+    Bf16,
 }
 
 impl TmaElem {
@@ -33,6 +35,7 @@ impl TmaElem {
         match self {
             TmaElem::U8 => 1,
             TmaElem::F32 => 4,
+            TmaElem::Bf16 => 2,
         }
     }
 }
@@ -42,8 +45,24 @@ impl TmaElem {
 pub enum TmaSwizzle {
     /// No swizzle (scale vectors).
     None,
+    /// 32-byte swizzle: the box's inner extent must be exactly 32 bytes.
+    B32,
+    /// 64-byte swizzle: the box's inner extent must be exactly 64 bytes.
+    B64,
     /// 128-byte swizzle: the box's inner extent must be exactly 128 bytes (wgmma tiles).
     B128,
+}
+
+impl TmaSwizzle {
+    /// The swizzle span in bytes (0 for none).
+    pub fn bytes(self) -> u64 {
+        match self {
+            TmaSwizzle::None => 0,
+            TmaSwizzle::B32 => 32,
+            TmaSwizzle::B64 => 64,
+            TmaSwizzle::B128 => 128,
+        }
+    }
 }
 
 /// Encodes a tiled 2-D tensor map over `rows × cols` elements at `addr` with row stride
@@ -53,7 +72,7 @@ pub enum TmaSwizzle {
 /// # Errors
 /// [`Error::Alignment`] if `addr` is not 16-byte aligned or the row stride in bytes is not a
 /// multiple of 16 (TMA rules); [`Error::Shape`] for empty or oversized dimensions or
-/// boxes (box extents 1..=256, inner box ≤ 128 bytes with 128-byte swizzle);
+/// boxes (box extents 1..=256, a swizzled box exactly as wide as its swizzle span);
 /// [`Error::Driver`] if the driver rejects the descriptor.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_2d(
@@ -91,10 +110,12 @@ pub fn encode_2d(
             "TMA box {box_rows}×{box_cols} out of range"
         )));
     }
-    if swizzle == TmaSwizzle::B128 && box_cols as u64 * eb != 128 {
-        return Err(Error::Shape(
-            "a 128-byte-swizzled TMA box must be 128 bytes wide".into(),
-        ));
+    if swizzle != TmaSwizzle::None && box_cols as u64 * eb != swizzle.bytes() {
+        return Err(Error::Shape(format!(
+            "a {}-byte-swizzled TMA box must be {} bytes wide",
+            swizzle.bytes(),
+            swizzle.bytes()
+        )));
     }
     let dims = [cols, rows];
     // Stride of dimension 1 in bytes; for a single row any multiple of 16 ≥ the row works.
@@ -109,9 +130,12 @@ pub fn encode_2d(
     let dtype = match elem {
         TmaElem::U8 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
         TmaElem::F32 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        TmaElem::Bf16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
     };
     let swz = match swizzle {
         TmaSwizzle::None => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE,
+        TmaSwizzle::B32 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_32B,
+        TmaSwizzle::B64 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B,
         TmaSwizzle::B128 => sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
     };
     let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
