@@ -5,7 +5,8 @@
 #   bash .gpu/gpu-run.sh memcheck  compute-sanitizer memcheck + racecheck on the smaller cases
 #   bash .gpu/gpu-run.sh bench     GPU benchmarks (bench_fp8_gemm)
 #   bash .gpu/gpu-run.sh report    scalegemm-verify report --out $OUT/report
-#   bash .gpu/gpu-run.sh all       all of the above
+#   bash .gpu/gpu-run.sh plant     planted kernel bugs: each must make the suite fail
+#   bash .gpu/gpu-run.sh all       all of the above but plant
 set -uo pipefail
 OUT="${OUT:-gpu-logs}"
 mkdir -p "$OUT"
@@ -28,7 +29,7 @@ run_tests() {
 run_memcheck() {
     for tool in memcheck racecheck; do
         echo "== compute-sanitizer --tool $tool"
-        for filter in proptest configuration "ldd=" "K=" errors; do
+        for filter in "proptest #1" "every kernel configuration on one shape" "TMA store = direct stores: 200x328x400" "1d1d f32+C 200x300x200" errors; do
             compute-sanitizer --tool "$tool" --error-exitcode 9 "$BIN/gpu_fp8_gemm" --test-threads 1 "$filter" \
                 > "$OUT/$tool-${filter//[^a-z]/_}.log" 2>&1
             echo "$tool '$filter': rc=$? $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$OUT/$tool-${filter//[^a-z]/_}.log" | tr '\n' ' ')"
@@ -38,6 +39,9 @@ run_memcheck() {
 
 run_bench() {
     if [ -x "$BIN/bench_fp8_gemm" ]; then
+        echo "== bench_fp8_gemm --check (cuBLASLt's scale layouts vs the reference)"
+        "$BIN/bench_fp8_gemm" --check > "$OUT/bench-check.md" 2>&1
+        echo "rc=$?"; tail -n 20 "$OUT/bench-check.md"
         echo "== bench_fp8_gemm"
         OUT="$OUT" "$BIN/bench_fp8_gemm" > "$OUT/bench.md" 2>&1
         echo "rc=$?"; cat "$OUT/bench.md"
@@ -58,11 +62,27 @@ run_report() {
     fi
 }
 
+# Planted kernel bugs (issue 6): each is compiled into every kernel through
+# SCALEGEMM_KERNEL_DEFINES and must make the GPU suite fail. The filter selects one trial
+# that runs 10 configurations (both epilogues, CTA pairs, pipelined) on 200x328x400;
+# PLANT_FILTER overrides it.
+PLANTS="PLANT_SCALE_ROW PLANT_DROP_LAST_KBLOCK PLANT_SKIP_LAST_N_TILE PLANT_SB_NEIGHBOUR PLANT_B_KBLOCK_OFF_BY_ONE PLANT_WRONG_SWIZZLE PLANT_STORE_NO_SWIZZLE"
+run_plant() {
+    local filter="${PLANT_FILTER:-TMA store = direct stores: 200x328x400}"
+    echo "== planted bugs (filter: $filter)"
+    for d in $PLANTS; do
+        SCALEGEMM_KERNEL_DEFINES="$d" "$BIN/gpu_fp8_gemm" --test-threads 4 "$filter" > "$OUT/plant-$d.log" 2>&1
+        local rc=$?
+        echo "$d: rc=$rc $(grep -E '^test result' "$OUT/plant-$d.log") $(grep -m1 -E '^(D\[|padding|two launches|.*bound|.*differ)' "$OUT/plant-$d.log" | cut -c1-120)"
+    done
+}
+
 case "${1:-all}" in
     tests) run_tests ;;
     memcheck) run_memcheck ;;
     bench) run_bench ;;
     report) run_report ;;
+    plant) run_plant ;;
     all) run_tests; run_bench; run_memcheck; run_report ;;
-    *) echo "usage: gpu-run.sh [tests|memcheck|bench|report|all]"; exit 2 ;;
+    *) echo "usage: gpu-run.sh [tests|memcheck|bench|report|plant|all]"; exit 2 ;;
 esac

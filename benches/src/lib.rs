@@ -1,5 +1,9 @@
-//! Shared helpers for scalegemm's benchmarks: seeded random inputs for the reference
-//! GEMMs.
+//! Shared helpers for scalegemm's benchmarks: seeded random inputs for the reference and
+//! GPU GEMMs, the output comparison metrics of the GPU bench, and the cuBLASLt baselines
+//! ([`cublaslt`]).
+#![warn(missing_docs)]
+
+pub mod cublaslt;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +26,14 @@ pub fn random_scales(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..len)
         .map(|_| rng.random_range(1.0f32..64.0) / 1024.0)
+        .collect()
+}
+
+/// Random BF16 values uniform in `[-1, 1)`, `len` of them, from `seed`.
+pub fn random_bf16(len: usize, seed: u64) -> Vec<half::bf16> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| half::bf16::from_f32(rng.random_range(-1.0f32..1.0)))
         .collect()
 }
 
@@ -48,5 +60,47 @@ impl Fp8Inputs {
             b: random_e4m3_codes(n * k, seed + 2),
             sfb: random_scales(n.div_ceil(128) * kb, seed + 3),
         }
+    }
+}
+
+/// How closely two outputs of the same GEMM agree ([`agreement`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Agreement {
+    /// DeepGEMM's `calc_diff` = 1 − 2Σxy / Σ(x² + y²) over the finite pairs (0 for equal
+    /// outputs; DESIGN §3.4).
+    pub calc_diff: f64,
+    /// max |x − y| / max(|y|, 0.01·rms(y)) over the finite pairs: the relative error, with
+    /// a floor so that elements near zero (cancellation) do not dominate.
+    pub max_rel: f64,
+    /// Pairs where x or y is NaN or infinite (an unwritten, NaN-poisoned element).
+    pub non_finite: usize,
+}
+
+/// Compares `x(i)` against the reference `y(i)` for `i < len` (two passes, f64).
+pub fn agreement(len: usize, x: impl Fn(usize) -> f64, y: impl Fn(usize) -> f64) -> Agreement {
+    let (mut xy, mut sq, mut yy, mut finite, mut non_finite) = (0.0, 0.0, 0.0, 0usize, 0usize);
+    for i in 0..len {
+        let (a, b) = (x(i), y(i));
+        if !(a.is_finite() && b.is_finite()) {
+            non_finite += 1;
+            continue;
+        }
+        xy += a * b;
+        sq += a * a + b * b;
+        yy += b * b;
+        finite += 1;
+    }
+    let floor = 0.01 * (yy / finite.max(1) as f64).sqrt();
+    let mut max_rel = 0.0f64;
+    for i in 0..len {
+        let (a, b) = (x(i), y(i));
+        if a.is_finite() && b.is_finite() {
+            max_rel = max_rel.max((a - b).abs() / b.abs().max(floor).max(f64::MIN_POSITIVE));
+        }
+    }
+    Agreement {
+        calc_diff: if sq > 0.0 { 1.0 - 2.0 * xy / sq } else { 0.0 },
+        max_rel,
+        non_finite,
     }
 }

@@ -1,21 +1,47 @@
-//! GPU tests of `scalegemm::fp8_gemm_nt` against the exact reference (DESIGN §3.4).
+//! GPU tests of `scalegemm::fp8_gemm_nt` / `fp8_gemm_nt_acc` against the exact reference
+//! (DESIGN §3.4).
 //!
 //! Harness: libtest-mimic. Every GPU trial is reported as **ignored** when no usable GPU
-//! is found at run time (no libcuda, no device, not sm_90); on an H200 they all run.
+//! is found at run time (no libcuda, no device, not sm_90); on an H200 they all run. One
+//! CPU trial (the checker's self-test) always runs.
 //!
+//! # Variants
+//! Every case has a variant (`gpu_common::Variant`), named in the trial after
+//! `fp8_gemm_nt` (nothing for the default, so its names are those of the 1D2D-only suite):
+//! - B's recipe: `1d2d` (128×128 scales, the default) or `1d1d` (1×128 scales, row-major
+//!   or, in the "pre-transformed" cases, TMA-aligned MN-major like A's);
+//! - D's dtype: `bf16` (default) or `f32`;
+//! - C (FP32 output only): none (default), `+C` (`Accumulate::From`: a separate FP32
+//!   `[M, N]` matrix with its own leading dimension, its buffer NaN-padded and checked
+//!   unchanged afterwards), `+=C` (`Accumulate::InPlace`: D's in-bounds elements start as C);
+//! - optionally a forced tile configuration (`_with_config`).
+//!
+//! BF16 outputs take the TMA-store epilogue when D is 16-byte aligned with a row stride a
+//! multiple of 16 bytes, direct stores otherwise (odd ldd, D misaligned by one element);
+//! FP32 outputs always store directly (paired where D, and C, allow it). The "TMA store =
+//! direct stores" trials run one problem through both and require identical bits.
+//!
+//! # Checks
 //! Per case: fresh random inputs quantized with the reference's 1×128 / 128×128 casts,
-//! operand padding filled with E4M3 NaN codes (a kernel reading it produces NaN), D
-//! poisoned with NaN (padding columns must stay NaN, every in-bounds element must be
-//! written), then
-//! - every element against the exact product of the quantized inputs: within the Hopper
-//!   model's per-element bound (`hopper_fp8_error_bound`, BF16 output) where the shape is
-//!   small enough to compute it everywhere, else on sampled rows and columns, plus a coarse
-//!   bound on all elements (`2^-8·|exact| + 2^-11·Σ|a·b·sa·sb|`, about 4× the truncation
-//!   error the model allows on typical data: it catches wrong scales, blocks and tiles);
-//! - bit-for-bit agreement with the Hopper model on the sampled elements is reported
-//!   (not asserted: the model is a published reconstruction);
-//! - `calc_diff` < 1e-3 against the unquantized product on sampled rows (normal data);
+//! operand padding filled with E4M3 NaN codes (a kernel reading it produces NaN), C drawn
+//! as N(0, 1)·8 with exact (±)zeros, D poisoned with NaN (BF16 `0x7FC0`, FP32 `0x7FBADBAD`:
+//! padding columns and anything before an offset D must keep those bits, every
+//! in-bounds element must be finite), then
+//! - every element against the exact `C + A·Bᵀ` of the quantized inputs: within the
+//!   Hopper model's per-element bound (`hopper_fp8_error_bound_sample` with C and the
+//!   output dtype) where `M·N·K ≤ 2^31`, else on sampled rows and columns, plus a coarse
+//!   bound on all elements (`2^-11·Σ|a·b·sa·sb|` plus `2^-8·|exact|` for BF16 or
+//!   `2^-22·|exact|` for FP32: it catches wrong scales, blocks, tiles and a lost C);
+//! - bit-for-bit agreement with the Hopper model (`hopper_fp8_sample`, with C; BF16
+//!   compared after RNE) on the sampled elements is reported (not asserted: the model is a
+//!   published reconstruction);
+//! - `calc_diff` < 1e-3 against the unquantized product (+ C) on sampled rows (normal
+//!   data, from 256 elements);
 //! - two launches give bitwise equal output.
+//!
+//! Besides the cases: every kernel configuration (pipelined ones included) for the default
+//! variant, a subset of 12 (both BLOCK_M; BLOCK_N 16…192; CTA pairs; pipelined) for each
+//! other variant, typed errors, and the GPU scale transform.
 
 mod gpu_common;
 
@@ -26,31 +52,53 @@ fn main() {
     let args = Arguments::from_args();
     let gpu = gpu_common::device();
     let mut trials = Vec::new();
+    let mut gpu_trial = |name: String, f: Box<dyn FnOnce() -> TestResult + Send>| {
+        trials.push(
+            Trial::test(name, move || f().map_err(Into::into)).with_ignored_flag(gpu.is_none()),
+        );
+    };
     for case in cases() {
         let c = case.clone();
-        trials.push(
-            Trial::test(case.name.clone(), move || run_case(&c).map_err(Into::into))
-                .with_ignored_flag(gpu.is_none()),
+        gpu_trial(case.name, Box::new(move || run_case(&c)));
+    }
+    let tma = "fp8_gemm_nt 1d2d bf16 TMA store = direct stores";
+    gpu_trial(
+        format!("{tma}: 4096x7168x2048"),
+        Box::new(|| tma_store_vs_direct(4096, 7168, 2048, &[])),
+    );
+    gpu_trial(
+        format!("{tma}: 1x4096x7168 (M = 1)"),
+        Box::new(|| tma_store_vs_direct(1, 4096, 7168, &[])),
+    );
+    gpu_trial(
+        format!(
+            "{tma}: 200x328x400, {} configs (every slab width)",
+            TMA_STORE_CONFIGS.len()
+        ),
+        Box::new(|| tma_store_vs_direct(200, 328, 400, TMA_STORE_CONFIGS)),
+    );
+    gpu_trial(
+        "errors: bad operands are refused on the host".into(),
+        Box::new(check_errors),
+    );
+    gpu_trial(
+        "every kernel configuration on one shape".into(),
+        Box::new(all_configs_case),
+    );
+    for v in Variant::others() {
+        gpu_trial(
+            format!("every kernel configuration, other variants: {}", v.tag()),
+            Box::new(move || config_subset_case(v)),
         );
     }
-    trials.push(
-        Trial::test("errors: bad operands are refused on the host", || {
-            check_errors().map_err(Into::into)
-        })
-        .with_ignored_flag(gpu.is_none()),
+    gpu_trial(
+        "scale transform: GPU = host = reference layout".into(),
+        Box::new(check_sf_transform),
     );
-    trials.push(
-        Trial::test("every kernel configuration on one shape", || {
-            all_configs_case().map_err(Into::into)
-        })
-        .with_ignored_flag(gpu.is_none()),
-    );
-    trials.push(
-        Trial::test("scale transform: GPU = host = reference layout", || {
-            check_sf_transform().map_err(Into::into)
-        })
-        .with_ignored_flag(gpu.is_none()),
-    );
+    trials.push(Trial::test(
+        "checker self-test (CPU): the model's output passes, corrupted D fails",
+        || check_selftest().map_err(Into::into),
+    ));
     trials.push(
         Trial::test("without a driver: Device::new returns NoDevice", no_device)
             .with_ignored_flag(scalegemm::runtime::is_driver_available()),

@@ -1,149 +1,887 @@
-//! GPU benchmark of `scalegemm::fp8_gemm_nt` (1D2D, BF16 out) on DeepGEMM's dense shapes.
+//! GPU benchmark of `scalegemm::fp8_gemm_nt` (1D2D, BF16 out) against cuBLASLt's blockwise
+//! FP8 GEMM (A `VEC128_32F`, B `BLK128x128_32F`; `scalegemm_bench::cublaslt`) on the same
+//! inputs, in one process, on DeepGEMM's dense shapes (M ∈ {1, 128, 4096} × seven (N, K))
+//! plus 8192³, with cuBLASLt's BF16 GEMM at 8192³ and 4096×7168×16384 as the card's roofline.
 //!
-//! Protocol (as the anchor table of the "full speed" issue): A's scales pre-transformed
-//! (TMA-aligned MN-major), 3 warm-up launches, then 7 repeats of 20 back-to-back launches
-//! between two CUDA events; the median per-launch time is reported. TFLOPS = 2·M·N·K / t;
-//! GB/s = (A + B + scales + D bytes) / t. Prints a Markdown table and writes JSON to
-//! `$OUT/bench_fp8_gemm.json` (or `./bench_fp8_gemm.json`).
+//! Per shape: seeded random E4M3 codes and non-uniform FP32 scales; A's scales pre-transformed
+//! for us (TMA-aligned MN-major: one launch per call) and converted for cuBLASLt on the host.
+//! 1. Correctness first: both run once into a NaN-poisoned D; our output is compared with
+//!    cuBLASLt's (`calc_diff`, max relative error, unwritten elements); `MISMATCH` when
+//!    `calc_diff` > 1e-4 (cuBLASLt's scale layouts would be wrong), `UNWRITTEN` for NaNs.
+//! 2. Timing: 3 warm-up launches, then the median over 7 repeats of 20 back-to-back launches
+//!    between two CUDA events (host API time included, as a caller sees it). "rot" columns:
+//!    successive launches cycle through copies of A, B, scales and D totalling ≥ 3× the L2
+//!    (capped at 8 GiB), so inputs come from HBM; when one set already exceeds 2× L2 the
+//!    rotated time is the plain one ("=").
+//! 3. M ≤ 128 (host-bound shapes), a second table: 20 launches captured in a CUDA graph and
+//!    replayed between events (µs per kernel, no host overhead; ours and cuBLASLt's), and the
+//!    Rust API's host time per call (wall clock over 200 calls without synchronising), with
+//!    the bench's untracked buffers and with cudarc's default event-tracked buffers.
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC] ...]`: the given shapes
-//! (default: the list below) with the heuristic's tile, or with each given tile.
+//! TFLOPS = 2·M·N·K / t; GB/s = (A + B + scales + D bytes) / t; ratio = cuBLASLt µs / our µs
+//! (> 1: we are faster), with geometric means over the M = 128 and M = 4096 rows (the issue's
+//! target) and over all rows where cuBLASLt ran. cuBLASLt shapes it refuses (M = 1) are "n/a".
+//! Prints Markdown tables and writes JSON to `$OUT/bench_fp8_gemm.json` (or `./`): an object
+//! with `device`, `protocol`, `fp8` (one row per shape and tile), `bf16_cublaslt` and `summary`.
+//!
+//! Buffers are allocated with cudarc's event tracking off (one stream; a tracked buffer's
+//! event waits would otherwise be captured into the graph); the host-time column repeats the
+//! measurement with tracked buffers, which is what a default `scalegemm::Device` user has.
+//!
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC] ...] [flags]`: the given
+//! shapes (default: the list above) with the heuristic's tile, or with each given tile
+//! (`cC` = C CTAs per cluster). Flags:
+//! - `--check`: only the scale-layout check: cuBLASLt blockwise (both operand mappings, both
+//!   128×128 leading dimensions, and deliberately wrong layouts as controls) and our kernel
+//!   against the CPU reference (`scalegemm-reference`, f64) on 256×384×640 (5 K blocks);
+//!   exits non-zero when the layout the bench uses disagrees;
+//! - `--no-cublas`: no cuBLASLt at all (ours: plain, rotated, graph, host columns);
+//! - `--only-ours`: our plain time only (no cuBLASLt, rotation, graph or host columns, no
+//!   comparison): the quick loop for tile tuning.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Instant;
 
 use half::bf16;
-use scalegemm::cudarc::driver::{sys::CUevent_flags, CudaSlice};
-use scalegemm::{Device, Fp8Operand, Fp8Recipe, Fp8Scales, Matrix, MatrixMut};
-use scalegemm_bench::Fp8Inputs;
+use scalegemm::cudarc::driver::sys::{
+    CUdevice_attribute, CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode,
+};
+use scalegemm::cudarc::driver::{CudaEvent, CudaSlice, CudaStream};
+use scalegemm::{Device, Fp8GemmConfig, Fp8Operand, Fp8Recipe, Fp8Scales, Matrix, MatrixMut};
+use scalegemm_bench::cublaslt::{self, Bf16Gemm, BlockwiseFp8Gemm, Fp8Mapping, Lt, LtError};
+use scalegemm_bench::{agreement, random_bf16, Agreement, Fp8Inputs};
+use serde_json::{json, Value};
 
 const WARMUP: usize = 3;
 const REPEATS: usize = 7;
 const LAUNCHES: usize = 20;
+/// Calls per host-time measurement: few enough that the launch queue never fills.
+const HOST_CALLS: usize = 200;
+/// Cap on the memory of the rotated copies.
+const ROTATION_CAP: usize = 8 << 30;
+/// `calc_diff` above which our output and cuBLASLt's disagree.
+const MISMATCH: f64 = 1e-4;
+/// The `--check` shape: K = 640 has 5 K blocks (not a multiple of 4), N has 3 N blocks.
+const CHECK_SHAPE: (usize, usize, usize) = (256, 384, 640);
 
-struct Buffers {
-    a: CudaSlice<u8>,
-    sfa: CudaSlice<f32>,
-    b: CudaSlice<u8>,
-    sfb: CudaSlice<f32>,
-    d: CudaSlice<bf16>,
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// Command line: shapes, forced tiles and flags.
+struct Args {
+    shapes: Vec<(usize, usize, usize)>,
+    configs: Vec<Fp8GemmConfig>,
+    check: bool,
+    cublas: bool,
+    only_ours: bool,
 }
 
-fn shapes() -> Vec<(usize, usize, usize)> {
-    let args: Vec<(usize, usize, usize)> = std::env::args()
-        .skip(1)
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| argv.iter().any(|a| a == f);
+    let mut shapes: Vec<(usize, usize, usize)> = argv
+        .iter()
         .filter_map(|a| {
             let v: Vec<usize> = a.split(',').filter_map(|x| x.parse().ok()).collect();
             (v.len() == 3).then(|| (v[0], v[1], v[2]))
         })
         .collect();
-    if !args.is_empty() {
-        return args;
+    if shapes.is_empty() {
+        let nk = scalegemm_verify::report::cases::DSV3_NK;
+        shapes = [1, 128, 4096]
+            .iter()
+            .flat_map(|&m| nk.iter().map(move |&(n, k)| (m, n, k)))
+            .collect();
+        shapes.push((8192, 8192, 8192));
     }
-    let nk = [
-        (2112, 7168),
-        (576, 7168),
-        (24576, 1536),
-        (32768, 512),
-        (7168, 16384),
-        (4096, 7168),
-        (7168, 2048),
-    ];
-    let mut v: Vec<_> = [1, 128, 4096]
+    // Tiles as `BMxBN[cC][p]` (C CTAs per cluster, p: pipelined promotion).
+    let configs = argv
         .iter()
-        .flat_map(|&m| nk.iter().map(move |&(n, k)| (m, n, k)))
+        .filter(|a| !a.starts_with('-') && a.contains('x'))
+        .filter_map(|a| a.parse::<Fp8GemmConfig>().ok())
         .collect();
-    v.push((8192, 8192, 8192));
-    v
+    let only_ours = flag("--only-ours");
+    Args {
+        shapes,
+        configs,
+        check: flag("--check"),
+        cublas: !only_ours && !flag("--no-cublas"),
+        only_ours,
+    }
 }
 
-/// Tiles given as `BMxBN` or `BMxBNcC` (C CTAs per cluster) arguments.
-fn forced_configs() -> Vec<scalegemm::Fp8GemmConfig> {
-    std::env::args()
-        .skip(1)
-        .filter_map(|a| {
-            let (tile, cluster) = a.split_once('c').unwrap_or((a.as_str(), "1"));
-            let (m, n) = tile.split_once('x')?;
-            let cfg = scalegemm::Fp8GemmConfig::new(m.parse().ok()?, n.parse().ok()?);
-            Some(cfg.with_cluster(cluster.parse().ok()?))
+/// CUDA-event timing on one stream.
+struct Timer {
+    s: Arc<CudaStream>,
+    start: CudaEvent,
+    end: CudaEvent,
+}
+
+impl Timer {
+    fn new(s: &Arc<CudaStream>) -> Res<Self> {
+        let ev = || s.context().new_event(Some(CUevent_flags::CU_EVENT_DEFAULT));
+        Ok(Timer {
+            s: s.clone(),
+            start: ev()?,
+            end: ev()?,
         })
-        .collect()
+    }
+
+    /// Median over [`REPEATS`] of µs per launch of `n` back-to-back `launch(i)`, after
+    /// [`WARMUP`] launches.
+    fn launches(&self, n: usize, mut launch: impl FnMut(usize) -> Res<()>) -> Res<f64> {
+        for i in 0..WARMUP {
+            launch(i)?;
+        }
+        self.s.synchronize()?;
+        let mut times = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            self.start.record(&self.s)?;
+            for i in 0..n {
+                launch(i)?;
+            }
+            self.end.record(&self.s)?;
+            self.end.synchronize()?;
+            times.push(self.start.elapsed_ms(&self.end)? as f64 * 1e3 / n as f64);
+        }
+        Ok(median(times))
+    }
+
+    /// Median over [`REPEATS`] replays of a graph of [`LAUNCHES`] captured `launch(i)`: µs
+    /// per kernel without host overhead.
+    fn graph(&self, mut launch: impl FnMut(usize) -> Res<()>) -> Res<f64> {
+        self.s.synchronize()?;
+        self.s
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)?;
+        let captured = (0..LAUNCHES).try_for_each(&mut launch);
+        // End the capture even when a launch failed, so the stream is usable again.
+        let graph = self.s.end_capture(CUgraphInstantiate_flags(0));
+        captured?;
+        let graph = graph?.ok_or("stream capture produced no graph")?;
+        graph.upload()?;
+        graph.launch()?;
+        self.s.synchronize()?;
+        let mut times = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            self.start.record(&self.s)?;
+            graph.launch()?;
+            self.end.record(&self.s)?;
+            self.end.synchronize()?;
+            times.push(self.start.elapsed_ms(&self.end)? as f64 * 1e3 / LAUNCHES as f64);
+        }
+        Ok(median(times))
+    }
+
+    /// Median over [`REPEATS`] of the host wall-clock µs per call of [`HOST_CALLS`] calls
+    /// issued without synchronising (the stream is drained between repeats).
+    fn host(&self, mut call: impl FnMut() -> Res<()>) -> Res<f64> {
+        call()?;
+        self.s.synchronize()?;
+        let mut times = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            let t0 = Instant::now();
+            for _ in 0..HOST_CALLS {
+                call()?;
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1e6 / HOST_CALLS as f64);
+            self.s.synchronize()?;
+        }
+        Ok(median(times))
+    }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dev = Device::new(0)?;
-    let forced = forced_configs();
-    let s = dev.stream().clone();
-    let start = dev
-        .context()
-        .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
-    let end = dev
-        .context()
-        .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
-    println!("| M | N | K | config | µs | TFLOPS | GB/s |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut rows = Vec::new();
-    for (m, n, k) in shapes() {
-        let inp = Fp8Inputs::new(m, n, k, 7);
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One shape's inputs on the host, in every layout either GEMM reads.
+struct HostSet {
+    inp: Fp8Inputs,
+    /// A's scales for us: TMA-aligned MN-major.
+    sfa_tma: Vec<f32>,
+    /// A's scales for cuBLASLt (`VEC128_32F`).
+    sfa_lt: Vec<f32>,
+    /// B's scales for cuBLASLt (`BLK128x128_32F`, padded leading dimension).
+    sfb_lt: Vec<f32>,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl HostSet {
+    /// The bench's inputs (seed 7) for an `m × n × k` problem.
+    fn new(m: usize, n: usize, k: usize) -> Res<Self> {
+        Self::from_inputs(Fp8Inputs::new(m, n, k, 7), m, n, k)
+    }
+
+    fn from_inputs(inp: Fp8Inputs, m: usize, n: usize, k: usize) -> Res<Self> {
         let kb = k.div_ceil(128);
-        let sfa_t = scalegemm::layout::to_tma_aligned_mn_major(&inp.sfa, m, kb, kb)?;
-        let mut buf = Buffers {
-            a: s.clone_htod(&inp.a)?,
-            sfa: s.clone_htod(&sfa_t)?,
-            b: s.clone_htod(&inp.b)?,
-            sfb: s.clone_htod(&inp.sfb)?,
-            d: s.alloc_zeros::<bf16>(m * n)?,
+        Ok(HostSet {
+            sfa_tma: scalegemm::layout::to_tma_aligned_mn_major(&inp.sfa, m, kb, kb)?,
+            sfa_lt: cublaslt::vec128_scales(&inp.sfa, m, kb),
+            sfb_lt: cublaslt::blk128x128_scales(
+                &inp.sfb,
+                n.div_ceil(128),
+                kb,
+                cublaslt::blk128x128_ld(kb),
+            ),
+            inp,
+            m,
+            n,
+            k,
+        })
+    }
+
+    /// Device bytes of one [`DevSet`].
+    fn bytes(&self) -> usize {
+        let scales =
+            self.sfa_tma.len() + self.inp.sfb.len() + self.sfa_lt.len() + self.sfb_lt.len();
+        self.inp.a.len() + self.inp.b.len() + 4 * scales + 2 * self.m * self.n
+    }
+
+    fn upload(&self, s: &Arc<CudaStream>) -> Res<DevSet> {
+        Ok(DevSet {
+            a: s.clone_htod(&self.inp.a)?,
+            b: s.clone_htod(&self.inp.b)?,
+            sfa: s.clone_htod(&self.sfa_tma)?,
+            sfb: s.clone_htod(&self.inp.sfb)?,
+            sfa_lt: s.clone_htod(&self.sfa_lt)?,
+            sfb_lt: s.clone_htod(&self.sfb_lt)?,
+            d: s.alloc_zeros::<bf16>(self.m * self.n)?,
+        })
+    }
+}
+
+/// One copy of a shape's device inputs (ours and cuBLASLt's scale layouts) and output.
+struct DevSet {
+    a: CudaSlice<u8>,
+    b: CudaSlice<u8>,
+    sfa: CudaSlice<f32>,
+    sfb: CudaSlice<f32>,
+    sfa_lt: CudaSlice<f32>,
+    sfb_lt: CudaSlice<f32>,
+    d: CudaSlice<bf16>,
+}
+
+/// Our operands bound to one [`DevSet`].
+type Ops<'a> = (Fp8Operand<'a>, Fp8Operand<'a>, MatrixMut<'a, bf16>);
+
+fn ours_ops(set: &mut DevSet, m: usize, n: usize, k: usize) -> Res<Ops<'_>> {
+    let kb = k.div_ceil(128);
+    let a = Fp8Operand::new(
+        Matrix::new(set.a.as_view(), m, k, k)?,
+        Fp8Scales::TmaAlignedMnMajor(set.sfa.as_view()),
+        Fp8Recipe::PerToken,
+    )?;
+    let b = Fp8Operand::new(
+        Matrix::new(set.b.as_view(), n, k, k)?,
+        Fp8Scales::RowMajor(Matrix::new(set.sfb.as_view(), n.div_ceil(128), kb, kb)?),
+        Fp8Recipe::PerBlock,
+    )?;
+    let d = MatrixMut::new(set.d.as_view_mut(), m, n, n)?;
+    Ok((a, b, d))
+}
+
+/// One call of our API: the heuristic's tile (`fp8_gemm_nt`) or a forced one.
+fn run_ours(dev: &Device, ops: &mut Ops, cfg: Option<Fp8GemmConfig>) -> Res<()> {
+    let (a, b, d) = ops;
+    match cfg {
+        Some(cfg) => scalegemm::fp8_gemm_nt_with_config(dev, a, b, d, cfg)?,
+        None => scalegemm::fp8_gemm_nt(dev, a, b, d)?,
+    }
+    Ok(())
+}
+
+/// Fills `d` with NaN, so unwritten elements show.
+fn poison(s: &Arc<CudaStream>, d: &mut CudaSlice<bf16>) -> Res<()> {
+    s.memcpy_htod(&vec![bf16::NAN; d.len()], d)?;
+    Ok(())
+}
+
+/// Copies of the input set to cycle through: 1 (no rotation) when one set is ≥ 2× L2, else
+/// enough for ≥ 3× L2 (at least 2), within [`ROTATION_CAP`].
+fn rotation_copies(set_bytes: usize, l2: usize) -> usize {
+    if set_bytes >= 2 * l2 {
+        return 1;
+    }
+    (3 * l2)
+        .div_ceil(set_bytes)
+        .min(ROTATION_CAP / set_bytes)
+        .max(2)
+}
+
+fn tflops(m: usize, n: usize, k: usize, us: f64) -> f64 {
+    2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12
+}
+
+/// Formats an optional number, "–" when absent.
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |x| format!("{x:.digits$}"))
+}
+
+/// cuBLASLt's results on one shape (computed once, shared by the rows of every tile).
+#[derive(Default)]
+struct LtShape {
+    /// "ok", or why it did not run.
+    status: String,
+    mapping: Option<Fp8Mapping>,
+    out: Option<Vec<bf16>>,
+    us: Option<f64>,
+    us_rot: Option<f64>,
+    graph_us: Option<f64>,
+    /// Why the graph replay failed (the plain timings still count).
+    graph_err: Option<String>,
+}
+
+/// Everything measured for one shape and tile.
+struct Row {
+    json: Value,
+    line: String,
+    graph_line: Option<String>,
+    /// (M, cuBLASLt µs / our µs, the same rotated) when cuBLASLt ran.
+    ratio: Option<(usize, f64, Option<f64>)>,
+}
+
+struct Bench {
+    dev: Device,
+    s: Arc<CudaStream>,
+    lt: Option<Lt>,
+    timer: Timer,
+    l2: usize,
+    args: Args,
+}
+
+impl Bench {
+    fn lt_shape(&self, host: &HostSet, sets: &mut [DevSet]) -> LtShape {
+        let Some(lt) = &self.lt else {
+            return LtShape {
+                status: "off".into(),
+                ..LtShape::default()
+            };
         };
-        let a = Fp8Operand::new(
-            Matrix::new(buf.a.as_view(), m, k, k)?,
-            Fp8Scales::TmaAlignedMnMajor(buf.sfa.as_view()),
-            Fp8Recipe::PerToken,
-        )?;
-        let b = Fp8Operand::new(
-            Matrix::new(buf.b.as_view(), n, k, k)?,
-            Fp8Scales::RowMajor(Matrix::new(buf.sfb.as_view(), n.div_ceil(128), kb, kb)?),
-            Fp8Recipe::PerBlock,
-        )?;
-        let mut d = MatrixMut::new(buf.d.as_view_mut(), m, n, n)?;
-        let heuristic = scalegemm::gemm::config::choose(m, n, k, dev.usable_sms());
-        let configs = if forced.is_empty() {
-            vec![heuristic]
-        } else {
-            forced.clone()
-        };
-        for cfg in configs.into_iter().filter(|c| c.supports(m, n)) {
-            for _ in 0..WARMUP {
-                scalegemm::fp8_gemm_nt_with_config(&dev, &a, &b, &mut d, cfg)?;
+        let (m, n, k) = (host.m, host.n, host.k);
+        let mut r = LtShape::default();
+        let measured = (|| -> Res<()> {
+            let plan = BlockwiseFp8Gemm::first_supported(lt, m, n, k)?;
+            r.mapping = Some(plan.mapping());
+            let run = |set: &mut DevSet| -> Res<()> {
+                plan.run(lt, &set.a, &set.sfa_lt, &set.b, &set.sfb_lt, &mut set.d)?;
+                Ok(())
+            };
+            poison(&self.s, &mut sets[0].d)?;
+            run(&mut sets[0])?;
+            r.out = Some(self.s.clone_dtoh(&sets[0].d)?);
+            r.us = Some(self.timer.launches(LAUNCHES, |_| run(&mut sets[0]))?);
+            let c = sets.len();
+            if c > 1 {
+                let n_rot = c * LAUNCHES.div_ceil(c);
+                r.us_rot = Some(self.timer.launches(n_rot, |i| run(&mut sets[i % c]))?);
             }
-            dev.synchronize()?;
-            let mut times = Vec::with_capacity(REPEATS);
-            for _ in 0..REPEATS {
-                start.record(&s)?;
-                for _ in 0..LAUNCHES {
-                    scalegemm::fp8_gemm_nt_with_config(&dev, &a, &b, &mut d, cfg)?;
+            if m <= 128 {
+                match self.timer.graph(|_| run(&mut sets[0])) {
+                    Ok(us) => r.graph_us = Some(us),
+                    Err(e) => r.graph_err = Some(e.to_string()),
                 }
-                end.record(&s)?;
-                end.synchronize()?;
-                times.push(start.elapsed_ms(&end)? as f64 * 1e3 / LAUNCHES as f64);
             }
-            times.sort_by(f64::total_cmp);
-            let us = times[REPEATS / 2];
-            let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
-            let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
-            let gbs = bytes / (us * 1e-6) / 1e9;
-            let label = format!(
-                "{}x{}x{}c{}",
-                cfg.block_m, cfg.block_n, cfg.stages, cfg.cluster
+            Ok(())
+        })();
+        r.status = match measured {
+            Ok(()) => "ok".into(),
+            Err(e) => match e.downcast_ref::<LtError>() {
+                Some(LtError::NotSupported(_)) => "n/a (no algorithm)".into(),
+                _ => format!("n/a ({e})"),
+            },
+        };
+        r
+    }
+
+    fn shape(&self, m: usize, n: usize, k: usize, rows: &mut Vec<Row>) -> Res<()> {
+        let host = HostSet::new(m, n, k)?;
+        let set_bytes = host.bytes();
+        let copies = if self.args.only_ours {
+            1
+        } else {
+            rotation_copies(set_bytes, self.l2)
+        };
+        let mut sets = Vec::with_capacity(copies);
+        for _ in 0..copies {
+            sets.push(host.upload(&self.s)?);
+        }
+        let lt = self.lt_shape(&host, &mut sets);
+        let heuristic = scalegemm::gemm::config::choose(m, n, k, self.dev.usable_sms());
+        let configs: Vec<Option<Fp8GemmConfig>> = if self.args.configs.is_empty() {
+            vec![None]
+        } else {
+            self.args.configs.iter().map(|&c| Some(c)).collect()
+        };
+        for forced in configs {
+            let cfg = forced.unwrap_or(heuristic);
+            if !cfg.supports(m, n) {
+                continue;
+            }
+            rows.push(self.row(&host, forced, cfg, &mut sets, &lt)?);
+        }
+        Ok(())
+    }
+
+    /// Measures our kernel with tile `cfg` (`forced`, or the heuristic's through
+    /// `fp8_gemm_nt`) on `sets` and formats the row with cuBLASLt's results `lt`.
+    fn row(
+        &self,
+        host: &HostSet,
+        forced: Option<Fp8GemmConfig>,
+        cfg: Fp8GemmConfig,
+        sets: &mut [DevSet],
+        lt: &LtShape,
+    ) -> Res<Row> {
+        let (m, n, k) = (host.m, host.n, host.k);
+        let kb = k.div_ceil(128);
+        let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
+        let label = format!(
+            "{}x{}x{}c{}{}",
+            cfg.block_m,
+            cfg.block_n,
+            cfg.stages_for(scalegemm::gemm::Fp8Variant::BF16_1D2D),
+            cfg.cluster,
+            if cfg.pipelined { "p" } else { "" }
+        );
+        let dev = &self.dev;
+        let full = !self.args.only_ours;
+        // Correctness: our output against cuBLASLt's (or alone: unwritten elements).
+        let mut agree = None;
+        if full {
+            poison(&self.s, &mut sets[0].d)?;
+            run_ours(dev, &mut ours_ops(&mut sets[0], m, n, k)?, forced)?;
+            let ours = self.s.clone_dtoh(&sets[0].d)?;
+            let x = |i: usize| ours[i].to_f64();
+            agree = Some(match (&lt.out, lt.mapping) {
+                (Some(y), Some(mapping)) => {
+                    let y = |i: usize| {
+                        let j = if mapping.transposes_d() {
+                            (i % n) * m + i / n
+                        } else {
+                            i
+                        };
+                        y[j].to_f64()
+                    };
+                    agreement(m * n, x, y)
+                }
+                _ => Agreement {
+                    non_finite: (0..m * n).filter(|&i| !x(i).is_finite()).count(),
+                    ..Agreement::default()
+                },
+            });
+        }
+        let c = sets.len();
+        let mut ops: Vec<Ops> = sets
+            .iter_mut()
+            .map(|set| ours_ops(set, m, n, k))
+            .collect::<Res<_>>()?;
+        let us = self
+            .timer
+            .launches(LAUNCHES, |_| run_ours(dev, &mut ops[0], forced))?;
+        let us_rot = if c > 1 {
+            let n_rot = c * LAUNCHES.div_ceil(c);
+            Some(
+                self.timer
+                    .launches(n_rot, |i| run_ours(dev, &mut ops[i % c], forced))?,
+            )
+        } else {
+            None
+        };
+        let small = full && m <= 128;
+        let (mut graph_us, mut graph_err) = (None, None);
+        if small {
+            match self.timer.graph(|_| run_ours(dev, &mut ops[0], forced)) {
+                Ok(us) => graph_us = Some(us),
+                Err(e) => graph_err = Some(format!("graph capture failed: {e}")),
+            }
+        }
+        let lt_graph_err = lt
+            .graph_err
+            .as_ref()
+            .map(|e| format!("cuBLASLt graph capture failed: {e}"));
+        let host_us = if small {
+            Some(self.timer.host(|| run_ours(dev, &mut ops[0], forced))?)
+        } else {
+            None
+        };
+        drop(ops);
+        let host_us_tracked = if small {
+            Some(self.host_tracked(host, forced)?)
+        } else {
+            None
+        };
+
+        let same = full && c == 1;
+        let us_rot = if same { Some(us) } else { us_rot };
+        let lt_rot = if same { lt.us } else { lt.us_rot };
+        let mismatch = agree
+            .is_some_and(|a| lt.out.is_some() && (a.calc_diff.is_nan() || a.calc_diff > MISMATCH));
+        let unwritten = agree.is_some_and(|a| a.non_finite > 0);
+        // A cuBLASLt run whose output disagrees with ours (ours is checked against the
+        // reference by the GPU suite) is no baseline: e.g. at M = 1 cuBLASLt accepts the
+        // call and leaves D unwritten. Such rows get no ratio and count in no mean.
+        let lt_valid = !(mismatch || unwritten);
+        let ratio = lt.us.filter(|_| lt_valid).map(|t| t / us);
+        let ratio_rot = lt_rot.filter(|_| lt_valid).zip(us_rot).map(|(t, u)| t / u);
+        let note = [
+            (mismatch, "MISMATCH"),
+            (unwritten, "UNWRITTEN"),
+            (lt.status != "ok" && lt.status != "off", lt.status.as_str()),
+            (graph_err.is_some(), graph_err.as_deref().unwrap_or("")),
+            (
+                lt_graph_err.is_some(),
+                lt_graph_err.as_deref().unwrap_or(""),
+            ),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join(", ");
+        let rot_cell = |v: Option<f64>| if same { "=".into() } else { opt(v, 1) };
+        let line = format!(
+            "| {m} | {n} | {k} | {label} | {us:.1} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {note} |",
+            rot_cell(us_rot),
+            tflops(m, n, k, us),
+            bytes / (us * 1e-6) / 1e9,
+            opt(lt.us, 1),
+            rot_cell(lt_rot),
+            opt(lt.us.map(|t| tflops(m, n, k, t)), 0),
+            opt(ratio, 2),
+            opt(ratio_rot, 2),
+            agree.filter(|_| lt.out.is_some()).map_or("–".into(), |a| format!("{:.1e}", a.calc_diff)),
+            agree.filter(|_| lt.out.is_some()).map_or("–".into(), |a| format!("{:.1e}", a.max_rel)),
+        );
+        let graph_line = small.then(|| {
+            format!(
+                "| {m} | {n} | {k} | {label} | {} | {} | {} | {} |",
+                opt(graph_us, 1),
+                opt(lt.graph_us, 1),
+                opt(host_us, 2),
+                opt(host_us_tracked, 2),
+            )
+        });
+        let json = json!({
+            "m": m, "n": n, "k": k, "config": label,
+            "config_detail": format!("{cfg:?}"),
+            "forced": forced.is_some(),
+            "us": us, "tflops": tflops(m, n, k, us), "gbs": bytes / (us * 1e-6) / 1e9,
+            "us_rotated": us_rot, "rotation_copies": c, "rotated_same_as_plain": same,
+            "cublaslt_status": lt.status, "cublaslt_mapping": lt.mapping.map(|m| format!("{m:?}")),
+            "cublaslt_us": lt.us, "cublaslt_us_rotated": lt_rot,
+            "cublaslt_tflops": lt.us.map(|t| tflops(m, n, k, t)),
+            "ratio": ratio, "ratio_rotated": ratio_rot,
+            "calc_diff": agree.filter(|_| lt.out.is_some()).map(|a| a.calc_diff),
+            "max_rel": agree.filter(|_| lt.out.is_some()).map(|a| a.max_rel),
+            "non_finite": agree.map(|a| a.non_finite),
+            "mismatch": mismatch, "unwritten": unwritten,
+            "graph_us": graph_us, "cublaslt_graph_us": lt.graph_us,
+            "host_us_per_call": host_us, "host_us_per_call_tracked": host_us_tracked,
+            "graph_error": graph_err, "cublaslt_graph_error": lt.graph_err, "note": note,
+        });
+        Ok(Row {
+            json,
+            line,
+            graph_line,
+            ratio: ratio.map(|r| (m, r, ratio_rot)),
+        })
+    }
+
+    /// Host µs per call with buffers that carry cudarc's read/write events (the default of
+    /// a `scalegemm::Device` user: every operand's use then waits on and records an event).
+    fn host_tracked(&self, host: &HostSet, forced: Option<Fp8GemmConfig>) -> Res<f64> {
+        let (m, n, k) = (host.m, host.n, host.k);
+        let ctx = self.s.context();
+        // SAFETY: one stream only; buffers made while tracking is on get events, the others
+        // keep none, and tracking is switched off again before any other buffer is made.
+        unsafe { ctx.enable_event_tracking() };
+        let measured = (|| -> Res<f64> {
+            let mut set = host.upload(&self.s)?;
+            let mut ops = ours_ops(&mut set, m, n, k)?;
+            self.timer.host(|| run_ours(&self.dev, &mut ops, forced))
+        })();
+        // SAFETY: as above.
+        unsafe { ctx.disable_event_tracking() };
+        measured
+    }
+
+    /// cuBLASLt BF16 GEMM rows for the roofline.
+    fn bf16_roofline(&self) -> Vec<Value> {
+        let Some(lt) = &self.lt else {
+            return Vec::new();
+        };
+        println!("\ncuBLASLt BF16 GEMM (BF16 in/out, FP32 accumulation), the card's roofline:\n");
+        println!("| M | N | K | µs | TFLOPS |");
+        println!("|---|---|---|---|---|");
+        let mut out = Vec::new();
+        for (m, n, k) in [(8192, 8192, 8192), (4096, 7168, 16384)] {
+            let measured = (|| -> Res<f64> {
+                let plan = Bf16Gemm::new(lt, m, n, k)?;
+                let a = self.s.clone_htod(&random_bf16(m * k, 21))?;
+                let b = self.s.clone_htod(&random_bf16(n * k, 22))?;
+                let mut d = self.s.alloc_zeros::<bf16>(m * n)?;
+                self.timer
+                    .launches(LAUNCHES, |_| Ok(plan.run(lt, &a, &b, &mut d)?))
+            })();
+            match measured {
+                Ok(us) => {
+                    let t = tflops(m, n, k, us);
+                    println!("| {m} | {n} | {k} | {us:.1} | {t:.0} |");
+                    out.push(json!({"m": m, "n": n, "k": k, "us": us, "tflops": t}));
+                }
+                Err(e) => {
+                    println!("| {m} | {n} | {k} | n/a ({e}) | |");
+                    out.push(json!({"m": m, "n": n, "k": k, "error": e.to_string()}));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Geometric mean of `v` (None when empty).
+fn geomean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, count) = v.fold((0.0, 0usize), |(s, c), x| (s + x.ln(), c + 1));
+    (count > 0).then(|| (sum / count as f64).exp())
+}
+
+/// `--check`: cuBLASLt blockwise (every mapping × 128×128 leading dimension, plus wrong
+/// layouts as controls) and our kernel against the f64 CPU reference. Returns whether the
+/// layout the bench uses (first supported mapping, padded leading dimension) agrees.
+fn check_layouts(b: &Bench) -> Res<bool> {
+    use scalegemm_reference::gemm as r;
+    let (m, n, k) = CHECK_SHAPE;
+    let (kb, nb) = (k.div_ceil(128), n.div_ceil(128));
+    let host = HostSet::from_inputs(Fp8Inputs::new(m, n, k, 11), m, n, k)?;
+    let inp = &host.inp;
+    let mut want = vec![0f64; m * n];
+    {
+        let a = r::Fp8Operand::new(
+            r::MatView::k_major(&inp.a, m, k, k)?,
+            r::Scales::F32(r::MatView::k_major(&inp.sfa, m, kb, kb)?),
+            r::Fp8Recipe::PerToken,
+        )?;
+        let bb = r::Fp8Operand::new(
+            r::MatView::k_major(&inp.b, n, k, k)?,
+            r::Scales::F32(r::MatView::k_major(&inp.sfb, nb, kb, kb)?),
+            r::Fp8Recipe::PerBlock,
+        )?;
+        let mut d = r::OutView::new(r::OutBuf::F64(&mut want), m, n, n)?;
+        r::gemm(&a.into(), &bb.into(), None, &mut d)?;
+    }
+    println!(
+        "Scale-layout check, {m}x{n}x{k} ({kb} K blocks, {nb} N blocks), random E4M3 codes and"
+    );
+    println!("non-uniform scales in [2^-10, 2^-4), against the f64 CPU reference (scalegemm-reference):\n");
+    println!("| GEMM | mapping | A scales (1×128) | B scales (128×128) | calc_diff | max rel | verdict |");
+    println!("|---|---|---|---|---|---|---|");
+    let verdict = |a: &Agreement| {
+        if a.non_finite == 0 && a.calc_diff <= MISMATCH {
+            "ok"
+        } else {
+            "WRONG"
+        }
+    };
+    let s = &b.s;
+    let mut set = host.upload(s)?;
+    poison(s, &mut set.d)?;
+    run_ours(&b.dev, &mut ours_ops(&mut set, m, n, k)?, None)?;
+    let got = s.clone_dtoh(&set.d)?;
+    let a = agreement(m * n, |i| got[i].to_f64(), |i| want[i]);
+    println!(
+        "| scalegemm fp8_gemm_nt | – | TMA-aligned MN-major | row-major | {:.1e} | {:.1e} | {} |",
+        a.calc_diff,
+        a.max_rel,
+        verdict(&a)
+    );
+    let Some(lt) = &b.lt else {
+        println!("\ncuBLASLt not available: nothing to check.");
+        return Ok(false);
+    };
+    let ld = cublaslt::blk128x128_ld(kb);
+    let vec128 = cublaslt::vec128_scales(&inp.sfa, m, kb);
+    let blk = |ld| cublaslt::blk128x128_scales(&inp.sfb, nb, kb, ld);
+    // (A label, A scales, B label, B scales, is the bench's layout); every buffer padded with
+    // zeros so a layout that reads further than ours stays inside its allocation.
+    let variants = [
+        (
+            "rows contiguous",
+            vec128.clone(),
+            "K-contiguous, ld round_up(kb, 4)",
+            blk(ld),
+            true,
+        ),
+        (
+            "rows contiguous",
+            vec128.clone(),
+            "K-contiguous, ld kb",
+            blk(kb),
+            false,
+        ),
+        (
+            "control: row-major [M, kb]",
+            inp.sfa.clone(),
+            "K-contiguous, ld round_up(kb, 4)",
+            blk(ld),
+            false,
+        ),
+        (
+            "rows contiguous",
+            vec128,
+            "control: N-block contiguous",
+            cublaslt::vec128_scales(&inp.sfb, nb, kb),
+            false,
+        ),
+    ]
+    .map(|(la, mut sa, lb, mut sb, bench)| {
+        sa.resize(sa.len() + 256, 0.0);
+        sb.resize(nb * ld + 256, 0.0);
+        (la, sa, lb, sb, bench)
+    });
+    let mut bench_layout_ok = None;
+    for mapping in [Fp8Mapping::WeightsAsA, Fp8Mapping::ActivationsAsA] {
+        let plan = match BlockwiseFp8Gemm::new(lt, m, n, k, mapping) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("| cuBLASLt blockwise | {mapping:?} | – | – | – | – | n/a: {e} |");
+                continue;
+            }
+        };
+        for (sa_label, sa, sb_label, sb, is_bench_layout) in &variants {
+            let sa_dev = s.clone_htod(sa)?;
+            let sb_dev = s.clone_htod(sb)?;
+            poison(s, &mut set.d)?;
+            if let Err(e) = plan.run(lt, &set.a, &sa_dev, &set.b, &sb_dev, &mut set.d) {
+                println!("| cuBLASLt blockwise | {mapping:?} | {sa_label} | {sb_label} | – | – | n/a: {e} |");
+                continue;
+            }
+            let got = s.clone_dtoh(&set.d)?;
+            let t = mapping.transposes_d();
+            let x = |i: usize| got[if t { (i % n) * m + i / n } else { i }].to_f64();
+            let a = agreement(m * n, x, |i| want[i]);
+            println!(
+                "| cuBLASLt blockwise | {mapping:?} | {sa_label} | {sb_label} | {:.1e} | {:.1e} | {} |",
+                a.calc_diff, a.max_rel, verdict(&a)
             );
-            println!("| {m} | {n} | {k} | {label} | {us:.1} | {tflops:.0} | {gbs:.0} |");
-            rows.push(serde_json::json!({
-                "m": m, "n": n, "k": k, "config": label, "us": us, "tflops": tflops, "gbs": gbs,
-            }));
+            if *is_bench_layout && bench_layout_ok.is_none() {
+                bench_layout_ok = Some(verdict(&a) == "ok");
+            }
         }
     }
-    let out = std::env::var("OUT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| ".".into());
+    let ok = bench_layout_ok == Some(true);
+    println!(
+        "\nThe bench's layout (first supported mapping, 128×128 ld round_up(kb, 4)): {}",
+        match bench_layout_ok {
+            Some(true) => "agrees with the reference",
+            Some(false) => "DISAGREES with the reference",
+            None => "not run (cuBLASLt refused every mapping)",
+        }
+    );
+    Ok(ok)
+}
+
+fn main() -> Res<()> {
+    let args = parse_args();
+    let dev = Device::new(0)?;
+    let s = dev.stream().clone();
+    let ctx = dev.context().clone();
+    // SAFETY: the bench uses one stream, so cudarc's cross-stream events are not needed;
+    // untracked buffers also keep event waits out of captured graphs.
+    unsafe { ctx.disable_event_tracking() };
+    let lt = if args.cublas {
+        match Lt::new(s.clone()) {
+            Ok(lt) => Some(lt),
+            Err(e) => {
+                eprintln!("cuBLASLt unavailable ({e}): timing ours only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let l2 = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)? as usize;
+    let device = json!({
+        "name": ctx.name().unwrap_or_default(),
+        "sms": dev.sm_count(),
+        "l2_bytes": l2,
+    });
+    let bench = Bench {
+        timer: Timer::new(&s)?,
+        dev,
+        s,
+        lt,
+        l2,
+        args,
+    };
+    if bench.args.check {
+        let ok = check_layouts(&bench)?;
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+
+    println!("FP8 1D2D GEMM, BF16 out: scalegemm vs cuBLASLt blockwise (µs per launch, median of {REPEATS}×{LAUNCHES}; rot = inputs rotated through ≥ 3× L2; ratio = cuBLASLt / ours):\n");
+    println!("| M | N | K | config | µs | rot µs | TFLOPS | GB/s | cuBLASLt µs | rot µs | cuBLASLt TFLOPS | ratio | ratio rot | calc_diff | max rel | note |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for &(m, n, k) in &bench.args.shapes {
+        let before = rows.len();
+        let measured = bench.shape(m, n, k, &mut rows);
+        for row in &rows[before..] {
+            println!("{}", row.line);
+        }
+        if let Err(e) = measured {
+            println!("| {m} | {n} | {k} | error: {e} | | | | | | | | | | | | |");
+        }
+    }
+    let graph_lines: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.graph_line.as_deref())
+        .collect();
+    if !graph_lines.is_empty() {
+        println!("\nM ≤ 128: kernel time from CUDA-graph replay (µs per kernel, 20 per graph) and host time per call of the Rust API (µs, {HOST_CALLS} calls unsynchronised; tracked = cudarc event-tracked buffers, the default):\n");
+        println!("| M | N | K | config | graph µs | cuBLASLt graph µs | host µs/call | host µs/call (tracked) |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for l in graph_lines {
+            println!("{l}");
+        }
+    }
+    let ratios: Vec<(usize, f64, Option<f64>)> = rows.iter().filter_map(|r| r.ratio).collect();
+    let target = |r: &&(usize, f64, Option<f64>)| r.0 == 128 || r.0 == 4096;
+    let summary = json!({
+        "geomean_ratio_m128_m4096": geomean(ratios.iter().filter(target).map(|r| r.1)),
+        "geomean_ratio_rotated_m128_m4096": geomean(ratios.iter().filter(target).filter_map(|r| r.2)),
+        "geomean_ratio_all": geomean(ratios.iter().map(|r| r.1)),
+        "geomean_ratio_rotated_all": geomean(ratios.iter().filter_map(|r| r.2)),
+        "rows_with_cublaslt": ratios.len(),
+    });
+    if !ratios.is_empty() {
+        println!(
+            "\nGeometric mean of cuBLASLt µs / our µs (> 1: we are faster): M = 128 and 4096: {} (rotated {}); all {} rows with cuBLASLt: {} (rotated {})",
+            opt(summary["geomean_ratio_m128_m4096"].as_f64(), 3),
+            opt(summary["geomean_ratio_rotated_m128_m4096"].as_f64(), 3),
+            ratios.len(),
+            opt(summary["geomean_ratio_all"].as_f64(), 3),
+            opt(summary["geomean_ratio_rotated_all"].as_f64(), 3),
+        );
+    }
+    let bf16 = bench.bf16_roofline();
+    let out = std::env::var("OUT").map_or_else(|_| ".".into(), std::path::PathBuf::from);
+    let doc = json!({
+        "device": device,
+        "protocol": {
+            "warmup": WARMUP, "repeats": REPEATS, "launches": LAUNCHES, "host_calls": HOST_CALLS,
+            "rotation": "copies of A, B, scales and D totalling >= 3x L2 (<= 8 GiB); none when one set >= 2x L2",
+            "mismatch_calc_diff": MISMATCH,
+        },
+        "fp8": rows.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
+        "bf16_cublaslt": bf16,
+        "summary": summary,
+    });
     std::fs::write(
         out.join("bench_fp8_gemm.json"),
-        serde_json::to_string_pretty(&rows)?,
+        serde_json::to_string_pretty(&doc)?,
     )?;
     Ok(())
 }

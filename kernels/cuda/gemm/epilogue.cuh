@@ -74,7 +74,11 @@ SG_DEVICE void store_direct(const float (&fin)[ACC_REGS], out_t* d, u64 ld_d, co
 #define SMEM_D_BYTES (BLOCK_M * BLOCK_N * 2)
 static_assert(D_ROW_BYTES % 32 == 0, "TMA-store epilogue: BLOCK_N must be a multiple of 16");
 
+#ifdef PLANT_STORE_NO_SWIZZLE  // planted bug (verification only): staging written unswizzled
+SG_DEVICE u32 swizzle_offset(u32 off) { return off; }
+#else
 SG_DEVICE u32 swizzle_offset(u32 off) { return off ^ (((off >> 7) & (SLAB_BYTES / 16 - 1)) << 4); }
+#endif
 
 // `row` is this thread's first tile row (the second is row + 8); (m0, n0) the tile origin.
 // Called by every math thread; the previous tile's store must be done reading (the caller

@@ -3,8 +3,8 @@
 // FP32 row-major [ceil(N/128), ceil(K/128)]) or per 1×128 ("1D1D", SFB_TOKEN: TMA-aligned
 // MN-major like A's). D is BF16 or FP32 (OUT_F32); with HAS_C an FP32 C is added.
 //
-// Persistent, warp-specialised: warpgroups 0..NUM_MATH_WG-1 compute (64 rows each), the
-// last warpgroup produces (one thread issues TMA loads into a STAGES-deep ring of
+// Persistent, warp-specialised: warpgroups 0..NUM_MATH_WG-1 compute (BLOCK_M/NUM_MATH_WG
+// rows each, in WAVES waves of 64: one wgmma M), the last warpgroup produces (one thread issues TMA loads into a STAGES-deep ring of
 // 128B-swizzled shared-memory tiles, guarded by full/empty mbarriers). Per 128-K block the
 // math warpgroups run four FP8 wgmma (k = 32) into a zeroed register tile, then promote it
 // into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
@@ -16,7 +16,7 @@
 // loads half of A's rows and multicasts it to both, and each CTA's consumers release a
 // stage on both CTAs' empty barriers (the peer writes into it too).
 //
-// Compile-time: BLOCK_M (64·NUM_MATH_WG), BLOCK_N (multiple of 16, ≤ 256), STAGES,
+// Compile-time: BLOCK_M (64, 128 or 256), BLOCK_N (multiple of 16, ≤ 256), STAGES,
 // CLUSTER, PIPE, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
 // for the TMA-store epilogue, used when the run-time flag FLAG_TMA_STORE is set).
 #pragma once
@@ -47,12 +47,15 @@
 #endif
 
 #define BLOCK_K 128
-#define NUM_MATH_WG (BLOCK_M / 64)
+#define NUM_MATH_WG (BLOCK_M == 64 ? 1 : 2)
+#define WAVES (BLOCK_M / (64 * NUM_MATH_WG))
 #define NUM_THREADS ((NUM_MATH_WG + 1) * 128)
 #define SMEM_A_BYTES (BLOCK_M * BLOCK_K)
 #define SMEM_B_BYTES (BLOCK_N * BLOCK_K)
 #define SMEM_SFA_BYTES (((BLOCK_M * 4) + 127) / 128 * 128)
-#define SMEM_SFB_BYTES (SFB_TOKEN ? ((BLOCK_N * 4) + 127) / 128 * 128 : 0)
+// B scales per stage: 1D1D the tile's BLOCK_N (TMA), 1D2D its SB_BLOCKS 128×128-block
+// scales (cp.async by the producer).
+#define SMEM_SFB_BYTES (SFB_TOKEN ? ((BLOCK_N * 4) + 127) / 128 * 128 : 16)
 #define N_FRAGS (BLOCK_N / 8)
 #define ACC_REGS (BLOCK_N / 2)
 // B-scale blocks (1D2D) one tile can touch: 1 when BLOCK_N divides 128 (tiles never
@@ -64,7 +67,9 @@
 #include "promote.cuh"
 #include "epilogue.cuh"
 
-static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128");
+static_assert(BLOCK_M == 64 || BLOCK_M == 128 || BLOCK_M == 256, "BLOCK_M must be 64, 128 or 256");
+static_assert(!PIPE || WAVES == 1, "the pipelined promotion needs one wave per warpgroup");
+static_assert(!TMA_STORE || WAVES == 1, "the TMA-store staging holds one wave per warpgroup");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "CLUSTER must be 1 or 2");
 static_assert(BLOCK_N % 16 == 0 && BLOCK_N >= 16 && BLOCK_N <= 256, "BLOCK_N: multiple of 16 in [16, 256]");
 static_assert(SMEM_B_BYTES % 1024 == 0, "B tiles must keep 1024-byte swizzle alignment");
@@ -88,13 +93,13 @@ SG_DEVICE u64* smem_bars(u8* base) {
                                   STAGES * (SMEM_A_BYTES + SMEM_B_BYTES + SMEM_SFA_BYTES + SMEM_SFB_BYTES));
 }
 
-// Issues one k-block's four wgmma (k = 32) of this warpgroup's 64 rows into `acc` (zeroed
-// by the first) as one commit group.
-SG_DEVICE void issue_kblock(float (&acc)[ACC_REGS], u8* smem, u32 stage, u32 wg) {
+// Issues one k-block's four wgmma (k = 32) of the 64 tile rows from `a_row` into `acc`
+// (zeroed by the first) as one commit group.
+SG_DEVICE void issue_kblock(float (&acc)[ACC_REGS], u8* smem, u32 stage, u32 a_row) {
 #pragma unroll
     for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
     wgmma_fence();
-    const u8* a_tile = smem_a(smem, stage) + wg * 64 * BLOCK_K;
+    const u8* a_tile = smem_a(smem, stage) + a_row * BLOCK_K;
     const u8* b_tile = smem_b(smem, stage);
 #pragma unroll
     for (int ks = 0; ks < BLOCK_K / 32; ++ks) {
@@ -122,49 +127,52 @@ struct Ring {
 
 // The math warpgroups' loop over their tiles (see the file comment).
 SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& sched, const TmaDesc* tma_d,
-                                const float* __restrict__ sfb, u64 ld_sfb, out_t* d, u64 ld_d, const float* c,
+                                out_t* d, u64 ld_d, const float* c,
                                 u64 ld_c, u32 M, u32 N, u32 num_kb, u32 wg, u32 flags) {
     u32 m_block, n_block;
     // With two math warpgroups the 384 threads share 64K registers: move them from the
     // producer (40) to the math warpgroups (232). One math warpgroup has 255 already.
     if (NUM_MATH_WG == 2) warpgroup_reg_alloc<232>();
     const u32 lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32;
-    const u32 row_in_tile = wg * 64 + warp * 16 + lane / 4;  // and row_in_tile + 8
+    // Wave w of this warpgroup: tile rows a_row(w) .. +63; this thread's rows
+    // row_in_tile(w) and row_in_tile(w) + 8.
+    auto a_row = [&](u32 w) { return (wg * WAVES + w) * 64; };
+    auto row_in_tile = [&](u32 w) { return a_row(w) + warp * 16 + lane / 4; };
+#ifdef PLANT_SCALE_ROW  // planted bug (verification only): A's scale of the next row
+    auto sfa_row = [&](u32 w) { return row_in_tile(w) + 1; };
+#else
+    auto sfa_row = [&](u32 w) { return row_in_tile(w); };
+#endif
     Ring ring;
     while (sched.next_tile(m_block, n_block)) {
         const u32 n0 = n_block * BLOCK_N;
-        // 1D2D: the B-scale rows this tile touches: n0/128 .. (n0 + BLOCK_N - 1)/128, and
-        // the tile columns where the second and third begin (multiples of 8, as n0 is).
-        const u32 sb_first = n0 / 128, sb_rows = ceil_div(N, 128u);
-        const u32 bnd1 = (sb_first + 1) * 128 - n0, bnd2 = bnd1 + 128;
-        float final_acc[ACC_REGS];
+        // 1D2D: the tile columns where its second and third B-scale blocks begin (multiples
+        // of 8, as n0 is).
+        const u32 bnd1 = (n0 / 128 + 1) * 128 - n0, bnd2 = bnd1 + 128;
+        float final_acc[WAVES][ACC_REGS];
 #pragma unroll
-        for (int i = 0; i < ACC_REGS; ++i) final_acc[i] = 0.0f;
-
-        // 1D2D B scales (global, tiny, L2-resident) are loaded one k-block ahead, so their
-        // latency hides behind the previous block's wgmma.
-        float sb[SB_BLOCKS], sb_next[SB_BLOCKS];
-        auto load_sb = [&](u32 kb) {
+        for (int w = 0; w < WAVES; ++w)
 #pragma unroll
-            for (u32 j = 0; j < SB_BLOCKS; ++j) sb_next[j] = __ldg(&sfb[min(sb_first + j, sb_rows - 1) * ld_sfb + kb]);
-        };
-        if (!SFB_TOKEN) load_sb(0);
+            for (int i = 0; i < ACC_REGS; ++i) final_acc[w][i] = 0.0f;
 
-        // Finishes k-block `kb` held in `acc` (its wgmma complete) from ring stage `s`.
-        auto finish = [&](float (&acc)[ACC_REGS], u32 kb, u32 s, float sa0, float sa1) {
+        // Promotes wave `w` of k-block `kb` held in `acc` (its wgmma complete) from ring
+        // stage `s`, and releases the stage after the last wave.
+        auto finish = [&](float (&fin)[ACC_REGS], float (&acc)[ACC_REGS], u32 kb, u32 s, u32 w, float sa0,
+                          float sa1) {
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
+#ifdef PLANT_DROP_LAST_KBLOCK  // planted bug (verification only): the last k-block is lost
+            if (kb + 1 == num_kb) sa0 = sa1 = 0.0f;
+#endif
             if (SFB_TOKEN) {
-                promote_1d1d(final_acc, acc, sa0, sa1, smem_sfb(smem, s), lane);
-                release_stage(empty, s, lane);
+                promote_1d1d(fin, acc, sa0, sa1, smem_sfb(smem, s), lane);
             } else {
+                float sb[SB_BLOCKS];
 #pragma unroll
-                for (u32 j = 0; j < SB_BLOCKS; ++j) sb[j] = sb_next[j];
-                release_stage(empty, s, lane);
-                // Issued only after the arrive, which would otherwise wait for these loads.
-                if (kb + 1 < num_kb) load_sb(kb + 1);
-                promote_1d2d(final_acc, acc, sa0, sa1, sb, bnd1, bnd2);
+                for (u32 j = 0; j < SB_BLOCKS; ++j) sb[j] = smem_sfb(smem, s)[j];
+                promote_1d2d(fin, acc, sa0, sa1, sb, bnd1, bnd2);
             }
+            if (w == WAVES - 1) release_stage(empty, s, lane);
         };
 
 #if PIPE
@@ -174,19 +182,20 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         // in-flight accumulator is touched).
         float acc0[ACC_REGS], acc1[ACC_REGS];
         u32 s_cur = ring.stage;
+        const u32 row = sfa_row(0);
         mbar_wait(&full[s_cur], ring.phase);
-        float sa0 = smem_sfa(smem, s_cur)[row_in_tile], sa1 = smem_sfa(smem, s_cur)[row_in_tile + 8];
-        issue_kblock(acc0, smem, s_cur, wg);
+        float sa0 = smem_sfa(smem, s_cur)[row], sa1 = smem_sfa(smem, s_cur)[row + 8];
+        issue_kblock(acc0, smem, s_cur, a_row(0));
         ring.advance();
         // Block kb is in flight in `cur`: issue block kb+1 into `nxt`, then finish kb.
         auto overlap = [&](float (&cur)[ACC_REGS], float (&nxt)[ACC_REGS], u32 kb) {
             const u32 s_nxt = ring.stage;
             mbar_wait(&full[s_nxt], ring.phase);
-            const float na0 = smem_sfa(smem, s_nxt)[row_in_tile], na1 = smem_sfa(smem, s_nxt)[row_in_tile + 8];
-            issue_kblock(nxt, smem, s_nxt, wg);
+            const float na0 = smem_sfa(smem, s_nxt)[row], na1 = smem_sfa(smem, s_nxt)[row + 8];
+            issue_kblock(nxt, smem, s_nxt, a_row(0));
             ring.advance();
             wgmma_wait<1>();
-            finish(cur, kb, s_cur, sa0, sa1);
+            finish(final_acc[0], cur, kb, s_cur, 0, sa0, sa1);
             sa0 = na0;
             sa1 = na1;
             s_cur = s_nxt;
@@ -195,14 +204,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             // acc0 holds block kb, in flight.
             if (kb + 1 >= num_kb) {
                 wgmma_wait<0>();
-                finish(acc0, kb, s_cur, sa0, sa1);
+                finish(final_acc[0], acc0, kb, s_cur, 0, sa0, sa1);
                 break;
             }
             overlap(acc0, acc1, kb);
             // acc1 holds block kb + 1, in flight.
             if (kb + 2 >= num_kb) {
                 wgmma_wait<0>();
-                finish(acc1, kb + 1, s_cur, sa0, sa1);
+                finish(final_acc[0], acc1, kb + 1, s_cur, 0, sa0, sa1);
                 break;
             }
             overlap(acc1, acc0, kb + 1);
@@ -212,26 +221,38 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             const u32 s = ring.stage;
             mbar_wait(&full[s], ring.phase);
             // Scales are read before the wgmma so their latency overlaps it.
-            const float sa0 = smem_sfa(smem, s)[row_in_tile], sa1 = smem_sfa(smem, s)[row_in_tile + 8];
-            float acc[ACC_REGS];
-            issue_kblock(acc, smem, s, wg);
-            wgmma_wait<0>();
+            float sa[WAVES][2];
+#pragma unroll
+            for (u32 w = 0; w < WAVES; ++w) {
+                sa[w][0] = smem_sfa(smem, s)[sfa_row(w)];
+                sa[w][1] = smem_sfa(smem, s)[sfa_row(w) + 8];
+            }
+#pragma unroll
+            for (u32 w = 0; w < WAVES; ++w) {
+                float acc[ACC_REGS];
+                issue_kblock(acc, smem, s, a_row(w));
+                wgmma_wait<0>();
+                finish(final_acc[w], acc, kb, s, w, sa[w][0], sa[w][1]);
+            }
             ring.advance();
-            finish(acc, kb, s, sa0, sa1);
         }
 #endif
 
         const u32 m0 = m_block * BLOCK_M;
+#ifdef PLANT_SKIP_LAST_N_TILE  // planted bug (verification only): the last N tile is not stored
+        if (n0 + BLOCK_N >= N) continue;
+#endif
 #if TMA_STORE
         if (flags & FLAG_TMA_STORE) {
             // The previous tile's TMA store must be done reading the staging buffer.
             if (threadIdx.x == 0) tma_store_wait_read<0>();
             named_barrier(1, NUM_MATH_WG * 128);
-            store_tma_bf16(final_acc, smem, tma_d, row_in_tile, m0, n0, lane);
+            store_tma_bf16(final_acc[0], smem, tma_d, row_in_tile(0), m0, n0, lane);
             continue;
         }
 #endif
-        store_direct(final_acc, d, ld_d, c, ld_c, M, N, m0 + row_in_tile, n0, lane);
+#pragma unroll
+        for (u32 w = 0; w < WAVES; ++w) store_direct(final_acc[w], d, ld_d, c, ld_c, M, N, m0 + row_in_tile(w), n0, lane);
     }
 #if TMA_STORE
     if (threadIdx.x == 0) tma_store_wait<0>();
@@ -260,7 +281,9 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
         tma_prefetch_desc(&tma_sfa);
         if (SFB_TOKEN) tma_prefetch_desc(&tma_sfb);
         for (int s = 0; s < STAGES; ++s) {
-            mbar_init(&full[s], 1);
+            // The TMA producer's arrive (with the bytes), plus for 1D2D the B-scale thread's
+            // cp.async arrive.
+            mbar_init(&full[s], SFB_TOKEN ? 1 : 2);
             mbar_init(&empty[s], NUM_MATH_WG * 4 * CLUSTER);
         }
         mbar_init_fence();
@@ -293,15 +316,43 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
 #else
                     tma_load_2d(smem_a(smem, s), &tma_a, &full[s], kb * BLOCK_K, m_block * BLOCK_M);
 #endif
+#ifdef PLANT_B_KBLOCK_OFF_BY_ONE  // planted bug (verification only): B's K blocks shifted by one
+                    tma_load_2d(smem_b(smem, s), &tma_b, &full[s], (kb + 1) * BLOCK_K, n_block * BLOCK_N);
+#else
                     tma_load_2d(smem_b(smem, s), &tma_b, &full[s], kb * BLOCK_K, n_block * BLOCK_N);
+#endif
                     tma_load_2d(smem_sfa(smem, s), &tma_sfa, &full[s], m_block * BLOCK_M, kb);
                     if (SFB_TOKEN) tma_load_2d(smem_sfb(smem, s), &tma_sfb, &full[s], n_block * BLOCK_N, kb);
                     ring.advance();
                 }
             }
+        } else if (!SFB_TOKEN && threadIdx.x % 128 == 32) {
+            // 1D2D: a second producer thread (its own 40 registers) streams each k-block's
+            // SB_BLOCKS 128×128-block scales of the tile's columns (rows n0/128 + j of the
+            // row-major [ceil(N/128), ceil(K/128)] matrix, the last repeated past N) into the
+            // stage with cp.async, completing on the same full barrier.
+            Ring ring;
+            while (sched.next_tile(m_block, n_block)) {
+                const u32 sb_first = n_block * BLOCK_N / 128, sb_last = ceil_div(N, 128u) - 1;
+                const float* rows[SB_BLOCKS];
+#pragma unroll
+                for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j, sb_last) * ld_sfb;
+#ifdef PLANT_SB_NEIGHBOUR  // planted bug (verification only): the next N block's B scales
+#pragma unroll
+                for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j + 1, sb_last) * ld_sfb;
+#endif
+                for (u32 kb = 0; kb < num_kb; ++kb) {
+                    const u32 s = ring.stage;
+                    mbar_wait(&empty[s], ring.phase ^ 1);
+#pragma unroll
+                    for (u32 j = 0; j < SB_BLOCKS; ++j) cp_async_4(smem_sfb(smem, s) + j, rows[j] + kb);
+                    cp_async_mbar_arrive(&full[s]);
+                    ring.advance();
+                }
+            }
         }
     } else {
-        math_warpgroups(smem, full, empty, sched, &tma_d, sfb, ld_sfb, d, ld_d, HAS_C ? c : nullptr, ld_c, M, N, num_kb,
+        math_warpgroups(smem, full, empty, sched, &tma_d, d, ld_d, HAS_C ? c : nullptr, ld_c, M, N, num_kb,
                         wg, flags);
     }
     // A CTA may not exit while its peer can still multicast into it or arrive on its barriers.

@@ -22,6 +22,10 @@ SG_DEVICE u64 wgmma_desc_k_sw128(const void* smem) {
     u64 desc = (addr & 0x3FFFF) >> 4;   // bits 0-13: start address >> 4
     desc |= (u64)1 << 16;               // bits 16-29: leading byte offset (unused for swizzled K-major)
     desc |= (u64)(1024 >> 4) << 32;     // bits 32-45: stride byte offset
+#ifdef PLANT_WRONG_SWIZZLE  // planted bug (verification only): 64-byte swizzle mode
+    desc |= (u64)2 << 62;
+#else
     desc |= (u64)1 << 62;               // bits 62-63: 128-byte swizzle
+#endif
     return desc;
 }

@@ -13,12 +13,17 @@ pub const MAX_SMEM_BYTES: u32 = 232_448;
 /// the last wave over 132 SMs).
 pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192];
 
-/// Most pipeline stages used (more buys nothing once the TMA latency is covered).
-pub const MAX_STAGES: u32 = 8;
+/// Most pipeline stages used (small tiles of memory-bound small-M GEMMs need many in
+/// flight to cover DRAM latency; large tiles are limited by shared memory first).
+pub const MAX_STAGES: u32 = 16;
 
 /// Largest BLOCK_N with the pipelined promotion ([`Fp8GemmConfig::pipelined`]) and two
 /// math warpgroups: three accumulator sets of BLOCK_N/2 registers must fit in 232 (255 with one).
 pub const MAX_PIPELINED_BLOCK_N: u32 = 128;
+
+/// Largest BLOCK_N with BLOCK_M 256: a partial and two promoted accumulator sets of
+/// BLOCK_N/2 registers each must fit in 232.
+pub const MAX_BLOCK_N_M256: u32 = 128;
 
 /// Output element type of the FP8 GEMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,11 +73,12 @@ impl Fp8Variant {
         v
     }
 
-    /// BF16 outputs are staged in shared memory for the TMA-store epilogue.
+    /// BF16 outputs are staged in shared memory for the TMA-store epilogue (tiles of up to
+    /// 128 rows: one wave per math warpgroup; 256-row tiles store directly).
     fn staging_bytes(&self, block_m: u32, block_n: u32) -> u32 {
         match self.out {
-            OutDtype::Bf16 => block_m * block_n * 2,
-            OutDtype::F32 => 0,
+            OutDtype::Bf16 if block_m <= 128 => block_m * block_n * 2,
+            _ => 0,
         }
     }
 }
@@ -80,7 +86,9 @@ impl Fp8Variant {
 /// One tile configuration of the `fp8_gemm` kernel plus its run-time rasterisation band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fp8GemmConfig {
-    /// Rows per tile: 64 (one math warpgroup) or 128 (two).
+    /// Rows per tile: 64 (one math warpgroup), 128 (two), or 256 (two, each computing two
+    /// 64-row waves per k-block into two promoted accumulators: BLOCK_N ≤
+    /// [`MAX_BLOCK_N_M256`]).
     pub block_m: u32,
     /// Columns per tile (a multiple of 16; the `wgmma` N). Above 192 the two accumulators
     /// (partial and promoted, BLOCK_N/2 registers each) spill.
@@ -90,7 +98,7 @@ pub struct Fp8GemmConfig {
     /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`).
     pub band: u32,
     /// CTAs per cluster along N (1, or 2: the pair shares A by TMA multicast). Needs
-    /// BLOCK_M = 128 and an even number of N-blocks ([`Fp8GemmConfig::supports`]).
+    /// BLOCK_M ≥ 128 and an even number of N-blocks ([`Fp8GemmConfig::supports`]).
     pub cluster: u32,
     /// Pipelined promotion: two partial accumulator sets, block kb+1's `wgmma` issued
     /// before block kb is promoted (BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`]).
@@ -120,18 +128,21 @@ impl Fp8GemmConfig {
         Fp8GemmConfig { pipelined, ..self }
     }
 
-    /// Whether this config can run an `m × n` output: a cluster of 2 needs BLOCK_M = 128
-    /// and an even number of N-blocks (both CTAs of a pair share an M-block); the
-    /// pipelined promotion needs BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`].
+    /// Whether this config can run an `m × n` output: BLOCK_M 64, 128 or 256 (the last with
+    /// BLOCK_N ≤ [`MAX_BLOCK_N_M256`], not pipelined), BLOCK_N a multiple of 16 in 16..=256;
+    /// a cluster of 2 needs BLOCK_M ≥ 128 and an even number of N-blocks (both CTAs of a
+    /// pair share an M-block); the pipelined promotion needs BLOCK_N ≤
+    /// [`MAX_PIPELINED_BLOCK_N`].
     pub fn supports(&self, _m: usize, n: usize) -> bool {
-        let tile_ok = matches!(self.block_m, 64 | 128)
+        let tile_ok = matches!(self.block_m, 64 | 128 | 256)
             && self.block_n % 16 == 0
             && (16..=256).contains(&self.block_n)
+            && (self.block_m != 256 || (self.block_n <= MAX_BLOCK_N_M256 && !self.pipelined))
             && (!self.pipelined || self.block_n <= MAX_PIPELINED_BLOCK_N);
         tile_ok
             && match self.cluster {
                 1 => true,
-                2 => self.block_m == 128 && n.div_ceil(self.block_n as usize) % 2 == 0,
+                2 => self.block_m >= 128 && n.div_ceil(self.block_n as usize) % 2 == 0,
                 _ => false,
             }
     }
@@ -140,7 +151,7 @@ impl Fp8GemmConfig {
         let sfa = (self.block_m * 4).div_ceil(128) * 128;
         let sfb = match v.b_recipe {
             Fp8Recipe::PerToken => (self.block_n * 4).div_ceil(128) * 128,
-            Fp8Recipe::PerBlock => 0,
+            Fp8Recipe::PerBlock => 16,
         };
         self.block_m * 128 + self.block_n * 128 + sfa + sfb + 16 // + the stage's two mbarriers
     }
@@ -156,9 +167,14 @@ impl Fp8GemmConfig {
         v.staging_bytes(self.block_m, self.block_n) + self.stages_for(v) * self.stage_bytes(v)
     }
 
-    /// Threads per CTA: 128 per math warpgroup plus the producer warpgroup.
+    /// Threads per CTA: 128 per math warpgroup (one for BLOCK_M 64, else two) plus the
+    /// producer warpgroup.
     pub fn threads(&self) -> u32 {
-        (self.block_m / 64 + 1) * 128
+        if self.block_m == 64 {
+            256
+        } else {
+            384
+        }
     }
 
     /// The JIT specification (source, entry point, defines) of variant `v`.
@@ -194,7 +210,10 @@ impl Fp8GemmConfig {
                 ("SFB_TOKEN".into(), flag(v.b_recipe == Fp8Recipe::PerToken)),
                 ("OUT_F32".into(), flag(v.out == OutDtype::F32)),
                 ("HAS_C".into(), flag(v.with_c)),
-                ("TMA_STORE".into(), flag(v.out == OutDtype::Bf16)),
+                (
+                    "TMA_STORE".into(),
+                    flag(v.staging_bytes(self.block_m, self.block_n) > 0),
+                ),
             ],
         }
     }
@@ -220,28 +239,50 @@ impl std::str::FromStr for Fp8GemmConfig {
     }
 }
 
-/// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs.
+/// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs
+/// (measured on the H200, 2026-11-30, `benches/README.md`):
 ///
-/// - M ≥ 1024, K ≥ 4096 and an even number of 128-column blocks: 128×128 tiles in CTA
-///   pairs that share A by TMA multicast (measured on the H200 at 4096×4096×7168,
-///   4096×7168×16384 and 8192³, `benches/README.md`: about 10 % faster than single CTAs
-///   with 128, and than the 176/192 tiles the wave rule below picks; smaller K is not
-///   measured yet, so it keeps the wave rule).
-/// - Otherwise BLOCK_M 64 when M ≤ 64 (else 128), and the BLOCK_N with the fewest waves of
-///   tiles, then the fullest last wave, then the largest.
+/// - M ≤ 128 (memory-bound): BLOCK_M 64; when B (N·K bytes) is 32 MiB or more, BLOCK_N 128
+///   (56 CTAs of 64×128 stream 1×7168×16384 at 2.6 TB/s, 112 of 64×64 at 2.1); else the
+///   smallest BLOCK_N whose tiles fit in one wave (each k-block's latency grows with
+///   BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
+/// - Otherwise 128×128 single CTAs (the fastest tile on every M = 4096 shape measured,
+///   ahead of CTA pairs, the pipelined promotion and 256-row tiles), unless another
+///   BLOCK_N of [`BLOCK_N_CANDIDATES`] ≥ 96 fills the waves over `sms` SMs more than 15 %
+///   better (tiles above 160 columns fit only 4 stages and count 0.8).
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
-    if m >= 1024 && k >= 4096 && n.div_ceil(128) % 2 == 0 {
-        return Fp8GemmConfig::new(128, 128).with_cluster(2);
-    }
-    let block_m = if m <= 64 { 64 } else { 128 };
     let sms = sms.max(1) as usize;
-    let best = BLOCK_N_CANDIDATES.iter().copied().min_by_key(|&bn| {
-        let tiles = m.div_ceil(block_m as usize) * n.div_ceil(bn as usize);
+    if m <= 128 {
+        // B streams from DRAM: few wide streams (BLOCK_N 128) when it is large, else one
+        // wave of the smallest tiles (each k-block's latency grows with BLOCK_N).
+        let m_blocks = m.div_ceil(64);
+        let bn = if n.saturating_mul(k) >= 32 << 20 {
+            128
+        } else {
+            BLOCK_N_CANDIDATES
+                .iter()
+                .copied()
+                .find(|&bn| bn <= 128 && m_blocks * n.div_ceil(bn as usize) <= sms)
+                .unwrap_or(128)
+        };
+        return Fp8GemmConfig::new(64, bn);
+    }
+    let score = |bn: u32| {
+        let tiles = m.div_ceil(128) * n.div_ceil(bn as usize);
         let waves = tiles.div_ceil(sms);
-        let last = tiles - (waves.saturating_sub(1)) * sms;
-        (waves, std::cmp::Reverse(last), std::cmp::Reverse(bn))
-    });
-    Fp8GemmConfig::new(block_m, best.unwrap_or(128))
+        let fill = tiles as f64 / (waves * sms) as f64;
+        fill * if bn > 160 { 0.8 } else { 1.0 }
+    };
+    let base = score(128);
+    let best = BLOCK_N_CANDIDATES
+        .iter()
+        .copied()
+        .filter(|&bn| bn >= 96)
+        // Equal fills: the smaller BLOCK_N (less padding computed).
+        .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
+        .filter(|&bn| score(bn) > 1.15 * base)
+        .unwrap_or(128);
+    Fp8GemmConfig::new(128, best)
 }
 
 /// Every tile configuration [`choose`] can return (the compile gate builds each in every
@@ -271,7 +312,11 @@ pub fn all_configs() -> Vec<Fp8GemmConfig> {
     let pairs = BLOCK_N_CANDIDATES
         .iter()
         .map(|&bn| Fp8GemmConfig::new(128, bn).with_cluster(2));
-    let plain: Vec<_> = single.chain(pairs).collect();
+    let m256 = BLOCK_N_CANDIDATES
+        .iter()
+        .filter(|&&bn| bn <= MAX_BLOCK_N_M256)
+        .flat_map(|&bn| [1, 2].map(|c| Fp8GemmConfig::new(256, bn).with_cluster(c)));
+    let plain: Vec<_> = single.chain(pairs).chain(m256).collect();
     let piped = plain
         .iter()
         .map(|c| c.with_pipeline(true))
@@ -309,7 +354,14 @@ mod tests {
     #[test]
     fn small_m_uses_one_math_warpgroup() {
         assert_eq!(choose(1, 7168, 7168, 132).block_m, 64);
+        assert_eq!(choose(128, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
+        // Memory-bound: wide streams for a large B, else one wave of small tiles.
+        assert_eq!(choose(1, 7168, 16384, 132).block_n, 128);
+        assert_eq!(choose(128, 2112, 7168, 132).block_n, 32);
+        // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
+        assert_eq!(choose(4096, 4096, 7168, 132), Fp8GemmConfig::new(128, 128));
+        assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
     }
 
     #[test]

@@ -32,15 +32,37 @@ impl KernelSpec {
     }
 
     /// NVRTC options besides the architecture and language standard.
+    ///
+    /// `SCALEGEMM_KERNEL_DEFINES` (read once; comma-separated `NAME` or `NAME=VALUE`) appends
+    /// defines to every kernel: for experiments and for the planted-bug runs of the
+    /// verification suite (`verify/README.md`, "Planted kernel bugs"); never set it in
+    /// production.
     pub fn options(&self) -> Vec<String> {
         let mut o: Vec<String> = self
             .defines
             .iter()
             .map(|(k, v)| format!("-D{k}={v}"))
             .collect();
+        o.extend(extra_defines().iter().map(|d| format!("-D{d}")));
         o.push("--ptxas-options=-v".into());
         o
     }
+}
+
+/// `SCALEGEMM_KERNEL_DEFINES`, split at commas (see [`KernelSpec::options`]).
+fn extra_defines() -> &'static [String] {
+    static V: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::env::var("SCALEGEMM_KERNEL_DEFINES")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 /// What [`compile`] did.

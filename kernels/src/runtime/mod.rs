@@ -50,7 +50,7 @@ pub(crate) type PreparedKey = (crate::gemm::Fp8GemmConfig, crate::gemm::config::
 #[derive(Clone)]
 pub(crate) struct Prepared {
     pub(crate) func: CudaFunction,
-    /// Resident clusters (1 when the kernel launches without clusters).
+    /// Resident clusters (`u32::MAX`, no limit, when the kernel launches without clusters).
     pub(crate) max_clusters: u32,
 }
 
@@ -243,7 +243,7 @@ impl Device {
         let max_clusters = if shape.cluster_x > 1 {
             self.max_active_clusters(&spec, &shape)?.max(1)
         } else {
-            1
+            u32::MAX
         };
         let p = Prepared { func, max_clusters };
         self.prepared
