@@ -165,14 +165,17 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             if (kb + 1 == num_kb) sa0 = sa1 = 0.0f;
 #endif
             if (SFB_TOKEN) {
+                // Reads the stage's B scales while promoting: released after.
                 promote_1d1d(fin, acc, sa0, sa1, smem_sfb(smem, s), lane);
+                if (w == WAVES - 1) release_stage(empty, s, lane);
             } else {
+                // The stage is released before promoting, so the producer refills it sooner.
                 float sb[SB_BLOCKS];
 #pragma unroll
                 for (u32 j = 0; j < SB_BLOCKS; ++j) sb[j] = smem_sfb(smem, s)[j];
+                if (w == WAVES - 1) release_stage(empty, s, lane);
                 promote_1d2d(fin, acc, sa0, sa1, sb, bnd1, bnd2);
             }
-            if (w == WAVES - 1) release_stage(empty, s, lane);
         };
 
 #if PIPE

@@ -72,15 +72,6 @@ impl Fp8Variant {
         }
         v
     }
-
-    /// BF16 outputs are staged in shared memory for the TMA-store epilogue (tiles of up to
-    /// 128 rows: one wave per math warpgroup; 256-row tiles store directly).
-    fn staging_bytes(&self, block_m: u32, block_n: u32) -> u32 {
-        match self.out {
-            OutDtype::Bf16 if block_m <= 128 => block_m * block_n * 2,
-            _ => 0,
-        }
-    }
 }
 
 /// One tile configuration of the `fp8_gemm` kernel plus its run-time rasterisation band.
@@ -103,6 +94,9 @@ pub struct Fp8GemmConfig {
     /// Pipelined promotion: two partial accumulator sets, block kb+1's `wgmma` issued
     /// before block kb is promoted (BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`]).
     pub pipelined: bool,
+    /// BF16 outputs by direct stores, without the TMA-store epilogue's shared-memory
+    /// staging (which costs BLOCK_M·BLOCK_N·2 bytes, often one ring stage).
+    pub direct_store: bool,
 }
 
 impl Fp8GemmConfig {
@@ -115,6 +109,26 @@ impl Fp8GemmConfig {
             band: 8,
             cluster: 1,
             pipelined: false,
+            direct_store: false,
+        }
+    }
+
+    /// This config with the BF16 TMA-store epilogue off (`true`) or on where possible.
+    pub fn with_direct_store(self, direct_store: bool) -> Self {
+        Fp8GemmConfig {
+            direct_store,
+            ..self
+        }
+    }
+
+    /// Shared memory staging D for the TMA-store epilogue of variant `v`: BF16 tiles of up
+    /// to 128 rows (one wave per math warpgroup) unless [`Fp8GemmConfig::direct_store`].
+    pub fn staging_bytes(&self, v: Fp8Variant) -> u32 {
+        match v.out {
+            OutDtype::Bf16 if self.block_m <= 128 && !self.direct_store => {
+                self.block_m * self.block_n * 2
+            }
+            _ => 0,
         }
     }
 
@@ -158,13 +172,13 @@ impl Fp8GemmConfig {
 
     /// Ring stages of variant `v`: as many as fit next to the output staging, ≤ `stages`.
     pub fn stages_for(&self, v: Fp8Variant) -> u32 {
-        let free = MAX_SMEM_BYTES.saturating_sub(v.staging_bytes(self.block_m, self.block_n));
+        let free = MAX_SMEM_BYTES.saturating_sub(self.staging_bytes(v));
         (free / self.stage_bytes(v)).min(self.stages)
     }
 
     /// Dynamic shared memory per CTA for variant `v`, bytes.
     pub fn smem_bytes(&self, v: Fp8Variant) -> u32 {
-        v.staging_bytes(self.block_m, self.block_n) + self.stages_for(v) * self.stage_bytes(v)
+        self.staging_bytes(v) + self.stages_for(v) * self.stage_bytes(v)
     }
 
     /// Threads per CTA: 128 per math warpgroup (one for BLOCK_M 64, else two) plus the
@@ -184,6 +198,7 @@ impl Fp8GemmConfig {
             Fp8Recipe::PerToken => "1d1d",
         };
         let out = match (v.out, v.with_c) {
+            (OutDtype::Bf16, _) if self.staging_bytes(v) == 0 => "bf16d",
             (OutDtype::Bf16, _) => "bf16",
             (OutDtype::F32, false) => "f32",
             (OutDtype::F32, true) => "f32+c",
@@ -210,10 +225,7 @@ impl Fp8GemmConfig {
                 ("SFB_TOKEN".into(), flag(v.b_recipe == Fp8Recipe::PerToken)),
                 ("OUT_F32".into(), flag(v.out == OutDtype::F32)),
                 ("HAS_C".into(), flag(v.with_c)),
-                (
-                    "TMA_STORE".into(),
-                    flag(v.staging_bytes(self.block_m, self.block_n) > 0),
-                ),
+                ("TMA_STORE".into(), flag(self.staging_bytes(v) > 0)),
             ],
         }
     }
@@ -222,20 +234,26 @@ impl Fp8GemmConfig {
 impl std::str::FromStr for Fp8GemmConfig {
     type Err = String;
 
-    /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster) and `p` (pipelined
-    /// promotion), e.g. `128x128c2p`; stages as [`Fp8GemmConfig::new`].
+    /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster), `p` (pipelined
+    /// promotion) and `d` (direct stores), e.g. `128x128c2p`; stages as
+    /// [`Fp8GemmConfig::new`].
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected BMxBN[cC][p], e.g. 128x128c2p");
-        let (body, pipelined) = match s.strip_suffix('p') {
+        let bad = || format!("`{s}`: expected BMxBN[cC][p][d], e.g. 128x128c2p");
+        let (s1, direct) = match s.strip_suffix('d') {
             Some(b) => (b, true),
             None => (s, false),
+        };
+        let (body, pipelined) = match s1.strip_suffix('p') {
+            Some(b) => (b, true),
+            None => (s1, false),
         };
         let (tile, cluster) = body.split_once('c').unwrap_or((body, "1"));
         let (m, n) = tile.split_once('x').ok_or_else(bad)?;
         let parse = |x: &str| x.parse::<u32>().map_err(|_| bad());
         Ok(Fp8GemmConfig::new(parse(m)?, parse(n)?)
             .with_cluster(parse(cluster)?)
-            .with_pipeline(pipelined))
+            .with_pipeline(pipelined)
+            .with_direct_store(direct))
     }
 }
 
@@ -246,10 +264,13 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   (56 CTAs of 64×128 stream 1×7168×16384 at 2.6 TB/s, 112 of 64×64 at 2.1); else the
 ///   smallest BLOCK_N whose tiles fit in one wave (each k-block's latency grows with
 ///   BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
-/// - Otherwise 128×128 single CTAs (the fastest tile on every M = 4096 shape measured,
-///   ahead of CTA pairs, the pipelined promotion and 256-row tiles), unless another
-///   BLOCK_N of [`BLOCK_N_CANDIDATES`] ≥ 96 fills the waves over `sms` SMs more than 15 %
-///   better (tiles above 160 columns fit only 4 stages and count 0.8).
+/// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved, the
+///   GPU at a steady temperature: 1033–1038 TFLOPS at 4096×4096×7168 against 932–936
+///   without pipelining, 893–923 in CTA pairs, 863–900 with direct stores and 6 stages;
+///   equal at 4096×7168×16384; 256-row and 176/192-column tiles were slower on every
+///   M = 4096 shape), unless another BLOCK_N of [`BLOCK_N_CANDIDATES`] ≥ 96 fills the
+///   waves over `sms` SMs more than 15 % better (tiles above 160 columns fit only 4
+///   stages and count 0.8).
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
     if m <= 128 {
@@ -282,7 +303,7 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
-    Fp8GemmConfig::new(128, best)
+    Fp8GemmConfig::new(128, best).with_pipeline(best <= MAX_PIPELINED_BLOCK_N)
 }
 
 /// Every tile configuration [`choose`] can return (the compile gate builds each in every
@@ -296,7 +317,12 @@ pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
                 .map(move |&bn| Fp8GemmConfig::new(bm, bn))
         })
         .collect();
-    v.push(Fp8GemmConfig::new(128, 128).with_cluster(2));
+    v.extend(
+        BLOCK_N_CANDIDATES
+            .iter()
+            .filter(|&&bn| (96..=MAX_PIPELINED_BLOCK_N).contains(&bn))
+            .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true)),
+    );
     v
 }
 
@@ -360,7 +386,10 @@ mod tests {
         assert_eq!(choose(1, 7168, 16384, 132).block_n, 128);
         assert_eq!(choose(128, 2112, 7168, 132).block_n, 32);
         // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
-        assert_eq!(choose(4096, 4096, 7168, 132), Fp8GemmConfig::new(128, 128));
+        assert_eq!(
+            choose(4096, 4096, 7168, 132),
+            Fp8GemmConfig::new(128, 128).with_pipeline(true)
+        );
         assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
     }
 

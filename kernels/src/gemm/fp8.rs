@@ -360,8 +360,7 @@ fn run<T: Fp8Out>(
     // caller's padding. Otherwise the kernel stores directly (any alignment).
     let mut flags = 0u32;
     let mut tma_d = tma_sfa;
-    if T::DTYPE == OutDtype::Bf16
-        && bm <= 128
+    if cfg.staging_bytes(variant) > 0
         && d_ptr % 16 == 0
         && (ld_d * 2 % 16 == 0 || m == 1)
         && n % 8 == 0
