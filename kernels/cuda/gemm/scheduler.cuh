@@ -5,6 +5,14 @@
 // by side along N (same M-block, so they can share A by TMA multicast): cluster c takes
 // units c, c + gridDim.x/CLUSTER, ..., and its CTA of rank r the unit's r-th N-block. The
 // host launches this only when the number of N-blocks is a multiple of CLUSTER.
+//
+// The kernel sees only `next_tile` → (m_block, n_block) and turns them into TMA coordinates
+// (A rows m_block·BLOCK_M, B rows n_block·BLOCK_N) and output rows/columns. Grouped GEMMs
+// (a later issue) are meant to plug in here as tile-to-group mappings, not as new kernels:
+// M-grouped contiguous maps a linear M-block to its group (B's row offset group·N) from the
+// per-group row counts; M-grouped masked walks groups × ceil(masked_m[g] / BLOCK_M) M-blocks
+// (A and D row offset group·M_max); K-grouped keeps (m_block, n_block) per group and changes
+// the K range and the tensor maps per group.
 #pragma once
 #include "../common.cuh"
 
