@@ -271,7 +271,8 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
          const float* __restrict__ sfb, u64 ld_sfb, // 1D2D: B scales [ceil(N/128), ceil(K/128)], row stride
          out_t* d, u64 ld_d,                        // D [M, N], row stride (elements)
          const float* c, u64 ld_c,                  // HAS_C: C [M, N] FP32 (may be D), row stride
-         u32 M, u32 N, u32 K, u32 band, u32 flags) {
+         u32 M, u32 N, u32 K, u32 band, u32 flags,
+         u32 a_box_rows) {                          // rows of tma_a's box (< BLOCK_M when M is)
     extern __shared__ __align__(1024) u8 smem[];
     u64* full = smem_bars(smem);
     u64* empty = full + STAGES;
@@ -311,7 +312,11 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                 for (u32 kb = 0; kb < num_kb; ++kb) {
                     const u32 s = ring.stage;
                     mbar_wait(&empty[s], ring.phase ^ 1);
-                    mbar_arrive_expect_tx(&full[s], SMEM_A_BYTES + SMEM_B_BYTES + BLOCK_M * 4 + (SFB_TOKEN ? BLOCK_N * 4 : 0));
+                    // A single M-block shorter than BLOCK_M loads only its rows (rounded up to
+                    // 8): TMA's out-of-bounds fill of the rest measured as slow as real
+                    // loads. The stale rows behind them feed only D rows ≥ M, never stored.
+                    mbar_arrive_expect_tx(&full[s], CLUSTER * (a_box_rows * BLOCK_K) + SMEM_B_BYTES + BLOCK_M * 4 +
+                                                        (SFB_TOKEN ? BLOCK_N * 4 : 0));
 #if CLUSTER == 2
                     // This CTA's half of A's rows, to both CTAs (tma_a's box is BLOCK_M/2 rows).
                     tma_load_2d_multicast(smem_a(smem, s) + rank * (SMEM_A_BYTES / 2), &tma_a, &full[s], kb * BLOCK_K,

@@ -336,13 +336,22 @@ fn run<T: Fp8Out>(
     };
     let (a_ptr, _g_a) = a.codes.ptr(stream);
     let (b_ptr, _g_b) = b.codes.ptr(stream);
+    // With a cluster of 2 each CTA loads (and multicasts) half of A's rows. A single M-block
+    // shorter than the tile loads only its rows, rounded up to the 8-row swizzle atom (the
+    // H200 spent as long on TMA's zero fill of the other rows as on loading them: M = 1 at
+    // 1×7168×16384 took 86.6 µs with 64×32 tiles, M = 64 53.7 µs).
+    let a_box_rows = if cfg.cluster == 1 && m < bm as usize {
+        m.div_ceil(8) as u32 * 8
+    } else {
+        bm / cfg.cluster
+    };
     let tma_a = tma::encode_2d(
         TmaElem::U8,
         a_ptr,
         m as u64,
         k as u64,
         a.codes.ld as u64,
-        bm / cfg.cluster, // with a cluster of 2 each CTA loads (and multicasts) half of A
+        a_box_rows,
         128,
         TmaSwizzle::B128,
     )?;
@@ -441,9 +450,10 @@ fn run<T: Fp8Out>(
         arg(&k32),
         arg(&band),
         arg(&flags),
+        arg(&a_box_rows),
     ];
     // SAFETY: the arguments match the kernel's parameters (5 TmaDesc, const float*, u64,
-    // out_t*, u64, const float*, u64, u32 ×5). TMA reads stay inside the described tensors
+    // out_t*, u64, const float*, u64, u32 ×6). TMA reads stay inside the described tensors
     // (M×K, N×K, kb×M and kb×N with the leading dimensions checked above and by
     // Matrix::new / Fp8Operand::new); 1D2D reads sfb rows < ceil(N/128) and columns < kb
     // (Fp8Operand::new checked that shape); C is read and D written only at rows < M and
