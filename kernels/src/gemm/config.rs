@@ -268,9 +268,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   GPU at a steady temperature: 1033–1038 TFLOPS at 4096×4096×7168 against 932–936
 ///   without pipelining, 893–923 in CTA pairs, 863–900 with direct stores and 6 stages;
 ///   equal at 4096×7168×16384; 256-row and 176/192-column tiles were slower on every
-///   M = 4096 shape), unless another BLOCK_N of [`BLOCK_N_CANDIDATES`] ≥ 96 fills the
-///   waves over `sms` SMs more than 15 % better (tiles above 160 columns fit only 4
-///   stages and count 0.8).
+///   M = 4096 shape), unless another BLOCK_N of [`LARGE_M_BLOCK_N`] fills the
+///   waves over `sms` SMs more than 15 % better (wider tiles were slower, and spill with an
+///   FP32 C).
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
     if m <= 128 {
@@ -291,14 +291,12 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let score = |bn: u32| {
         let tiles = m.div_ceil(128) * n.div_ceil(bn as usize);
         let waves = tiles.div_ceil(sms);
-        let fill = tiles as f64 / (waves * sms) as f64;
-        fill * if bn > 160 { 0.8 } else { 1.0 }
+        tiles as f64 / (waves * sms) as f64
     };
     let base = score(128);
-    let best = BLOCK_N_CANDIDATES
+    let best = LARGE_M_BLOCK_N
         .iter()
         .copied()
-        .filter(|&bn| bn >= 96)
         // Equal fills: the smaller BLOCK_N (less padding computed).
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
@@ -306,17 +304,20 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     Fp8GemmConfig::new(128, best).with_pipeline(best <= MAX_PIPELINED_BLOCK_N)
 }
 
+/// BLOCK_N values [`choose`] considers for M > 128 (each with 128-row tiles).
+pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144];
+
 /// Every tile configuration [`choose`] can return (the compile gate builds each in every
 /// [`Fp8Variant`]).
 pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
-    let mut v: Vec<_> = [64, 128]
+    let small = BLOCK_N_CANDIDATES
         .iter()
-        .flat_map(|&bm| {
-            BLOCK_N_CANDIDATES
-                .iter()
-                .map(move |&bn| Fp8GemmConfig::new(bm, bn))
-        })
-        .collect();
+        .filter(|&&bn| bn <= 128)
+        .map(|&bn| Fp8GemmConfig::new(64, bn));
+    let large = LARGE_M_BLOCK_N
+        .iter()
+        .map(|&bn| Fp8GemmConfig::new(128, bn));
+    let mut v: Vec<_> = small.chain(large).collect();
     v.extend(
         BLOCK_N_CANDIDATES
             .iter()
