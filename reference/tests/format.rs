@@ -541,9 +541,45 @@ where
     n
 }
 
-/// Random inputs per codec test (on top of the boundaries).
+/// Random inputs per codec test (on top of the boundaries): `RANDOM_CHUNKS` chunks of
+/// `CHUNK_LEN`, or [`FAST_DIVISOR`] times fewer chunks under [`fast_tests`].
 const RANDOM_CHUNKS: u64 = 100;
 const CHUNK_LEN: usize = 100_000;
+
+/// The fast test profile: `SCALEGEMM_FAST_TESTS=1` (any value but empty or `0`), meant
+/// for mutation testing (`cargo mutants`, verify/README.md), never set in CI. The
+/// exhaustive comparisons keep every boundary and special input and every check, but
+/// draw [`FAST_DIVISOR`] times fewer random inputs, sweep every [`FAST_STRIDE`]-th f32
+/// bit pattern (an odd stride, so every low mantissa bit pattern still occurs) instead
+/// of every one, and require `>= 10^5` inputs instead of `>= 10^7`.
+fn fast_tests() -> bool {
+    std::env::var_os("SCALEGEMM_FAST_TESTS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// See [`fast_tests`].
+const FAST_DIVISOR: u64 = 50;
+/// See [`fast_tests`].
+const FAST_STRIDE: usize = 61;
+
+/// `full` random chunks (or draws), or [`FAST_DIVISOR`] times fewer (at least 1) under
+/// [`fast_tests`].
+fn random_count(full: u64) -> u64 {
+    if fast_tests() {
+        (full / FAST_DIVISOR).max(1)
+    } else {
+        full
+    }
+}
+
+/// The least number of inputs an exhaustive comparison must have checked: `full`, or
+/// `full / 100` under [`fast_tests`].
+fn min_inputs(full: usize) -> usize {
+    if fast_tests() {
+        full / 100
+    } else {
+        full
+    }
+}
 
 /// The f32 → 8-bit (or 4-bit) codec test against a slow reference.
 fn check_minifloat(
@@ -564,7 +600,7 @@ fn check_minifloat(
         name,
         &fixed,
         seed,
-        RANDOM_CHUNKS,
+        random_count(RANDOM_CHUNKS),
         CHUNK_LEN,
         |rng| match rng.random_range(0..3) {
             0 => f32::from_bits(rng.random()),
@@ -583,7 +619,7 @@ fn check_minifloat(
             })
         },
     );
-    assert!(n >= 10_000_000);
+    assert!(n >= min_inputs(10_000_000));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -766,7 +802,7 @@ fn ue8m0_matches_slow_reference() {
         "ue8m0",
         &fixed,
         0xE8_0000,
-        RANDOM_CHUNKS,
+        random_count(RANDOM_CHUNKS),
         CHUNK_LEN,
         |rng| match rng.random_range(0..4) {
             0 => f32::from_bits(rng.random()),
@@ -786,7 +822,7 @@ fn ue8m0_matches_slow_reference() {
             })
         },
     );
-    assert!(n >= 10_000_000);
+    assert!(n >= min_inputs(10_000_000));
 }
 
 /// A remainder for `hi` with `|lo| <= ulp(hi)/2`: 0, ±ulp/2, ±ulp/4, tiny, or random.
@@ -860,7 +896,7 @@ fn bf16_from_f64_matches_slow_reference() {
         "bf16::from_f64",
         &fixed,
         0xBF_0000,
-        RANDOM_CHUNKS,
+        random_count(RANDOM_CHUNKS),
         CHUNK_LEN,
         |rng| {
             let x = match rng.random_range(0..5) {
@@ -900,7 +936,7 @@ fn bf16_from_f64_matches_slow_reference() {
             })
         },
     );
-    assert!(n >= 10_000_000);
+    assert!(n >= min_inputs(10_000_000));
 }
 
 #[test]
@@ -911,7 +947,7 @@ fn bf16_from_f32_matches_slow_reference_and_half() {
         "bf16::from_f32",
         &fixed,
         0xBF_1000,
-        RANDOM_CHUNKS / 4,
+        random_count(RANDOM_CHUNKS / 4),
         CHUNK_LEN,
         |rng| match rng.random_range(0..2) {
             0 => f32::from_bits(rng.random()),
@@ -927,7 +963,7 @@ fn bf16_from_f32_matches_slow_reference_and_half() {
             })
         },
     );
-    assert!(n >= 2_500_000);
+    assert!(n >= min_inputs(2_500_000));
 }
 
 #[test]
@@ -964,7 +1000,7 @@ fn round_f64_to_f32_matches_slow_reference() {
         "round_f64_to_f32",
         &fixed,
         0xF3_2000,
-        RANDOM_CHUNKS,
+        random_count(RANDOM_CHUNKS),
         CHUNK_LEN,
         |rng| {
             let x = match rng.random_range(0..4) {
@@ -999,7 +1035,7 @@ fn round_f64_to_f32_matches_slow_reference() {
             })
         },
     );
-    assert!(n >= 10_000_000);
+    assert!(n >= min_inputs(10_000_000));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1456,11 +1492,19 @@ fn design_3_2_e4m3_products_are_exact_integers() {
 // 5. Where the `float8` 0.7 and `float4` 0.2 crates differ (DESIGN §3.1, bullet 4)
 // ---------------------------------------------------------------------------------------
 
+/// The count [`float8_sweep`] returns for ranges of these lengths (both signs).
+fn sweep_len(lens: &[usize]) -> u64 {
+    let stride = if fast_tests() { FAST_STRIDE } else { 1 };
+    lens.iter().map(|&l| 2 * l.div_ceil(stride) as u64).sum()
+}
+
 /// Checks `float8` against our satfinite encoder over every f32 with bits in `range`
-/// (both signs); returns how many were checked.
+/// (both signs; under [`fast_tests`], every [`FAST_STRIDE`]-th pattern from the start);
+/// returns how many were checked.
 fn float8_sweep(range: std::ops::Range<u32>, f: fn(f32) -> u8, ours: fn(f32) -> u8) -> u64 {
-    let n = 2 * range.len() as u64;
-    let bad = range.into_par_iter().find_first(|&b| {
+    let stride = if fast_tests() { FAST_STRIDE } else { 1 };
+    let n = 2 * range.len().div_ceil(stride) as u64;
+    let bad = range.into_par_iter().step_by(stride).find_first(|&b| {
         let (p, m) = (f32::from_bits(b), f32::from_bits(b | 0x8000_0000));
         f(p) != ours(p) || f(m) != ours(m)
     });
@@ -1486,9 +1530,17 @@ fn crate_float8_e4m3_conversion_is_satfinite() {
     // switch to normals) and in [256, 512) (448, 464, 480), both signs
     let n = float8_sweep(0x3A80_0000..0x3C80_0000, f, e4m3::encode_satfinite)
         + float8_sweep(0x4380_0000..0x4400_0000, f, e4m3::encode_satfinite);
-    assert_eq!(n, (2 * 5) << 23);
+    let full = (2 * 5) << 23;
+    assert_eq!(
+        n,
+        if fast_tests() {
+            sweep_len(&[4 << 23, 1 << 23])
+        } else {
+            full
+        }
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(8);
-    for _ in 0..1_000_000 {
+    for _ in 0..random_count(1_000_000) {
         let x = f32::from_bits(rng.random());
         assert_eq!(f(x), e4m3::encode_satfinite(x), "{x:e}");
     }
@@ -1515,9 +1567,17 @@ fn crate_float8_e5m2_conversion_is_satfinite_except_nan_payload() {
     // [2^15, 2^16) (57344, 61440), both signs
     let n = float8_sweep(0x3700_0000..0x3880_0000, f, e5m2::encode_satfinite)
         + float8_sweep(0x4700_0000..0x4780_0000, f, e5m2::encode_satfinite);
-    assert_eq!(n, (2 * 4) << 23);
+    let full = (2 * 4) << 23;
+    assert_eq!(
+        n,
+        if fast_tests() {
+            sweep_len(&[3 << 23, 1 << 23])
+        } else {
+            full
+        }
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    for _ in 0..1_000_000 {
+    for _ in 0..random_count(1_000_000) {
         let x = f32::from_bits(rng.random());
         if x.is_nan() {
             assert!(e5m2::decode(f(x)).is_nan());
@@ -1652,7 +1712,7 @@ fn crate_float4_e2m1_agrees() {
     let g = Grid::new(&E2M1);
     let mut inputs = f32_boundary_inputs(&g);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for _ in 0..1_000_000 {
+    for _ in 0..random_count(1_000_000) {
         inputs.push(match rng.random_range(0..3) {
             0 => f32::from_bits(rng.random()),
             1 => log_uniform_f32(&mut rng, -4, 4),

@@ -2238,3 +2238,21 @@ fn huge_logical_shapes_error_or_return_without_allocating() {
     let mut d = OutView::new(OutBuf::F32(&mut []), 1 << 40, 0, 0).unwrap();
     gemm(&a.into(), &b.into(), None, &mut d).unwrap();
 }
+
+/// `MatView::try_get` is `None` exactly outside `[rows, cols]`, also where the buffer
+/// (a leading dimension past the columns, more rows stored) would still have an element.
+#[test]
+fn mat_view_try_get_is_none_outside_the_shape() {
+    let data: Vec<u8> = (0..12).collect();
+    let v = MatView::k_major(&data, 2, 3, 4).unwrap();
+    assert_eq!(v.try_get(0, 0), Some(0));
+    assert_eq!(v.try_get(1, 2), Some(6));
+    assert_eq!(v.try_get(2, 0), None);
+    assert_eq!(v.try_get(0, 3), None);
+    assert_eq!(v.try_get(2, 3), None);
+    assert_eq!(v.try_get(usize::MAX, 0), None);
+    let t = MatView::mn_major(&data, 3, 2, 4).unwrap(); // (r, c) at c·4 + r
+    assert_eq!(t.try_get(2, 1), Some(6));
+    assert_eq!(t.try_get(3, 0), None);
+    assert_eq!(t.try_get(0, 2), None);
+}

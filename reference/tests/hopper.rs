@@ -658,3 +658,77 @@ fn huge_zero_stride_shapes_are_refused() {
     let r = hopper_fp8_sample(&a, &b, None, Promotion::PerBlock, &[(0, 0)]);
     assert!(matches!(r, Err(Error::Shape { tensor: "d", .. })), "{r:?}");
 }
+
+/// Zero products take no part in the alignment: a `0 · 2^100` (or `0 · 448`) product
+/// must not set the exponent the tiny real product is aligned to.
+#[test]
+fn zero_products_do_not_set_the_alignment() {
+    assert_eq!(bstep(0.0, &[(0.0, p2(100)), (p2(-40), p2(-40))]), p2(-80));
+    assert_eq!(bstep(0.0, &[(p2(100), 0.0), (p2(-40), p2(-40))]), p2(-80));
+    assert_eq!(step(0.0, &[(0.0, 448.0), (p2(-9), p2(-9))]), p2(-18));
+    assert_eq!(step(0.0, &[(448.0, 0.0), (p2(-9), p2(-9))]), p2(-18));
+}
+
+/// The sign of a product is the XOR of the signs: negative × negative is positive.
+#[test]
+fn negative_times_negative_is_positive() {
+    assert_eq!(bstep(0.0, &[(-1.5, -2.0), (1.0, 1.0)]), 4.0);
+    assert_eq!(bstep(1.0, &[(-1.0, -1.0); 16]), 17.0);
+    assert_eq!(step(0.0, &[(-1.5, -2.0), (1.0, 1.0)]), 4.0);
+    assert_eq!(step(1.0, &[(-1.0, -1.0); 32]), 33.0);
+}
+
+/// The per-element bound on a block worked by hand from the module docs' derivation:
+/// `M = N = 1`, `K = 128`, every code 1.0, scales `s`, optional C, both output dtypes.
+/// Per step of 32 unit products (accumulated magnitude `cum` before the step): the
+/// alignment quantum `2^(e_hat - 13)` (0 for the first step), plus `2^-13` of the
+/// magnitude after the step, plus `2^-139`; steps 0..3 give `1, 3, 5, 6` times `2^-8`.
+#[test]
+fn bound_of_a_unit_block_is_the_derived_value() {
+    let u = p2(-24) as f64;
+    let gamma1 = 1.001 * u / (1.0 - u);
+    let e_blk = 15.0 * p2(-8) as f64 + 4.0 * 2f64.powi(-139);
+    for (s_each, c) in [
+        (1.0f32, None),
+        (1.0, Some(-100.0f32)),
+        (0.5, Some(3.0)),
+        (p2(-126), None), // the f32-subnormal term dominates
+        (p2(-126), Some(p2(-140))),
+    ] {
+        let p = Problem {
+            m: 1,
+            n: 1,
+            k: 128,
+            a: vec![c8(1.0); 128],
+            b: vec![c8(1.0); 128],
+            sa: vec![s_each],
+            sb: vec![s_each],
+            b_recipe: Fp8Recipe::PerToken,
+            c: c.map(|c| vec![c]),
+        };
+        let s = s_each as f64 * s_each as f64;
+        let (x, cv) = (128.0, c.unwrap_or(0.0) as f64);
+        let mut want = s * e_blk
+            + (u + gamma1 * (1.0 + u)) * s * (x + e_blk)
+            + 2.0 * 2f64.powi(-149) * (1.0 + x + e_blk);
+        let exact = (s * x + cv).abs() + 1e-12 * (s * x + cv.abs());
+        if c.is_some() {
+            want += u * (exact + want);
+        }
+        let want_bf16 = want + 2f64.powi(-8) * (exact + want) + 2f64.powi(-134);
+        let (a, b, cview) = p.ops();
+        for (out, want) in [(OutDtype::F32, want), (OutDtype::Bf16, want_bf16)] {
+            let want = want * (1.0 + 1e-9);
+            let got = hopper_fp8_error_bound(&a, &b, cview, out).unwrap()[0];
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "s {s_each:e}, c {c:?}, {out:?}: bound {got:e}, derived {want:e}"
+            );
+            let got = hopper_fp8_error_bound_sample(&a, &b, cview, out, &[(0, 0)]).unwrap()[0];
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "sample: {got:e} vs {want:e}"
+            );
+        }
+    }
+}

@@ -440,6 +440,36 @@ fn dequantize_errors() {
     )
     .unwrap();
     assert_eq!(out, vec![0.25, -0.25, 1.5, 0.125]);
+    // A [3, 2] scale grid (1x128 over [3, 256]): element (r, c) takes scale r·2 + c/128;
+    // one scale short or extra is an error.
+    let codes = vec![e4m3::encode(1.0); 3 * 256];
+    let scales = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let parts = |scales: &[f32]| {
+        dequantize_parts(
+            &codes,
+            3,
+            256,
+            Elem::E4M3,
+            scales,
+            3,
+            2,
+            (1, 128),
+            ScaleRound::Fp32,
+        )
+    };
+    let out = parts(&scales).unwrap();
+    for r in 0..3 {
+        for c in 0..256 {
+            assert_eq!(
+                out[r * 256 + c],
+                scales[r * 2 + c / 128] as f64,
+                "({r}, {c})"
+            );
+        }
+    }
+    for bad in [&scales[..5], &[1.0; 7][..]] {
+        assert!(matches!(parts(bad), Err(Error::Shape { .. })), "{bad:?}");
+    }
 }
 
 // ---------------------------------------------------------------- error bound over shapes

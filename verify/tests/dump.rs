@@ -4,7 +4,7 @@
 
 mod dump_util;
 
-use dump_util::{bf16_dump, edit_d, fp8_blocks, fp8_dump, fp8_fp4_dump, fp8_rows, randn};
+use dump_util::{bf16_dump, d_values, edit_d, fp8_blocks, fp8_dump, fp8_fp4_dump, fp8_rows, randn};
 use num_bigint::BigInt;
 use proptest::prelude::*;
 use safetensors::Dtype;
@@ -365,6 +365,192 @@ fn huge_shapes_from_tiny_files_are_refused_before_allocating() {
     assert!(matches!(check(&d), Err(DumpError::TooLarge(_))));
 }
 
+/// A safetensors file of `header` (JSON) followed by `data`.
+fn raw_safetensors(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut v = (header.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(header.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn headers_claiming_huge_tensors_are_errors_before_allocating() {
+    let big = 1u64 << 40;
+    // 2^40 F32 elements claimed, 16 bytes present; offsets that match the claim, then
+    // offsets that match the bytes present, then a product of dims that overflows.
+    for header in [
+        format!(
+            r#"{{"__metadata__":{{"op":"fp8_gemm_nt"}},"a":{{"dtype":"F32","shape":[{big}],"data_offsets":[0,{}]}}}}"#,
+            4 * big
+        ),
+        format!(r#"{{"a":{{"dtype":"F32","shape":[{big}],"data_offsets":[0,16]}}}}"#),
+        format!(r#"{{"a":{{"dtype":"F32","shape":[{big},{big},{big}],"data_offsets":[0,16]}}}}"#),
+    ] {
+        let bytes = raw_safetensors(&header, &[0; 16]);
+        assert!(
+            matches!(Dump::read(&bytes), Err(DumpError::Malformed(_))),
+            "{header}"
+        );
+    }
+    // A header length of 2^40 bytes in a 24-byte file.
+    let mut bytes = big.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[b'{'; 16]);
+    assert!(matches!(Dump::read(&bytes), Err(DumpError::Malformed(_))));
+}
+
+#[test]
+fn zero_sized_tensors_cannot_describe_huge_problems() {
+    let big = 1usize << 40;
+    let to_err = |d: Dump| {
+        let d = Dump::read(&d.to_bytes().unwrap()).unwrap();
+        let p = Problem::parse(&d);
+        assert!(matches!(p, Err(DumpError::TooLarge(_))), "{p:?}");
+        assert!(matches!(check(&d), Err(DumpError::TooLarge(_))));
+        assert!(matches!(
+            reference(&d, OutDtype::F32),
+            Err(DumpError::TooLarge(_))
+        ));
+    };
+    // [2^40, 0] output: no elements, but 2^40 rows (spans, per-row bounds).
+    let mut d = Dump::new(Op::Fp8GemmNt);
+    d.insert("a", Tensor::from_bytes(Dtype::F8_E4M3, &[big, 0], vec![]));
+    d.insert("b", Tensor::from_bytes(Dtype::F8_E4M3, &[0, 0], vec![]));
+    d.insert("sfa", Tensor::from_f32(&[big, 0], &[]));
+    d.insert("sfb", Tensor::from_f32(&[0, 0], &[]));
+    to_err(d);
+    // 2^40 groups of an empty B.
+    let mut d = Dump::new(Op::MGroupedFp8GemmNtContiguous);
+    d.insert("a", Tensor::from_bytes(Dtype::F8_E4M3, &[1, 0], vec![]));
+    d.insert("sfa", Tensor::from_f32(&[1, 0], &[]));
+    d.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[big, 1, 0], vec![]),
+    );
+    d.insert("sfb", Tensor::from_f32(&[big, 1, 0], &[]));
+    d.insert("grouped_layout", Tensor::from_i32(&[1], &[0]));
+    to_err(d);
+    let mut d = Dump::new(Op::MGroupedFp8GemmNtMasked);
+    d.insert(
+        "a",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[big, 0, 0], vec![]),
+    );
+    d.insert("sfa", Tensor::from_f32(&[big, 0, 0], &[]));
+    d.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[big, 1, 0], vec![]),
+    );
+    d.insert("sfb", Tensor::from_f32(&[big, 1, 0], &[]));
+    d.insert("masked_m", Tensor::from_i32(&[0], &[]));
+    to_err(d);
+}
+
+#[test]
+fn empty_grouped_problems_are_not_panics() {
+    // G = 0 groups: the reference's error (it needs a group), never a division by zero.
+    let mut d = Dump::new(Op::MGroupedFp8GemmNtMasked);
+    d.insert(
+        "a",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[0, 4, 128], vec![]),
+    );
+    d.insert("sfa", Tensor::from_f32(&[0, 4, 1], &[]));
+    d.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[0, 8, 128], vec![]),
+    );
+    d.insert("sfb", Tensor::from_f32(&[0, 1, 1], &[]));
+    d.insert("masked_m", Tensor::from_i32(&[0], &[]));
+    assert!(matches!(
+        reference(&d, OutDtype::F32),
+        Err(DumpError::Reference(_))
+    ));
+    d.insert("d", Tensor::from_f32(&[0, 4, 8], &[]));
+    assert!(matches!(check(&d), Err(DumpError::Reference(_))));
+    let mut d = Dump::new(Op::MGroupedFp8GemmNtContiguous);
+    d.insert(
+        "a",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[2, 128], vec![0x38; 256]),
+    );
+    d.insert("sfa", Tensor::from_f32(&[2, 1], &[1.0; 2]));
+    d.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[0, 8, 128], vec![]),
+    );
+    d.insert("sfb", Tensor::from_f32(&[0, 1, 1], &[]));
+    d.insert("grouped_layout", Tensor::from_i32(&[2], &[-1, -1]));
+    assert!(matches!(
+        reference(&d, OutDtype::F32),
+        Err(DumpError::Reference(_))
+    ));
+    d.insert("d", Tensor::from_f32(&[2, 8], &[0.0; 16]));
+    assert!(matches!(check(&d), Err(DumpError::Reference(_))));
+}
+
+#[test]
+fn dumps_without_tensors_round_trip() {
+    // safetensors 0.8 alone writes metadata without tensors as invalid JSON.
+    for d in [Dump::default(), Dump::new(Op::Fp8GemmNt)] {
+        let bytes = d.to_bytes().unwrap();
+        assert_eq!(bytes.len() % 8, 0);
+        assert_eq!(Dump::read(&bytes).unwrap(), d);
+        assert!(Problem::parse(&d).is_err());
+    }
+}
+
+/// NaN and infinite inputs (the fuzzer's second and fourth finds: the BF16 and MQA
+/// bounds were NaN there, so `check` refused the reference's own output).
+#[test]
+fn bf16_gemm_with_nan_and_inf_inputs_checks() {
+    let mut d = bf16_dump(2, 3, 8, 5);
+    let mut a = d.tensors["a"].to_bf16();
+    let mut b = d.tensors["b"].to_bf16();
+    b[0] = half::bf16::NAN; // column 0 of D is NaN
+    b[9] = half::bf16::INFINITY; // column 1 infinite ...
+    a[9] = half::bf16::ZERO; // ... but NaN at (1, 1): inf·0
+    d.insert("a", Tensor::from_bf16(&[2, 8], &a));
+    d.insert("b", Tensor::from_bf16(&[3, 8], &b));
+    for out in [OutDtype::F32, OutDtype::Bf16] {
+        let r = reference(&d, out).unwrap();
+        let rep = check(&r).unwrap();
+        assert!(rep.passed(), "{rep}");
+    }
+    // Found by the fuzzer: BF16 with NaN inputs, paged MQA with NaN codes in the cache.
+    for name in ["seed-bf16-nan-inf-found", "seed-paged-mqa-nan-found"] {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fuzz/corpus/dump_reader")
+                .join(name),
+        )
+        .unwrap();
+        let d = Dump::read(&bytes).unwrap();
+        assert!(check(&d).is_ok());
+        assert!(check(&reference(&d, OutDtype::Bf16).unwrap())
+            .unwrap()
+            .passed());
+    }
+}
+
+/// An exact value beyond the output range: the reference writes the infinity it rounds
+/// to, and `check` accepts it (the fuzzer's third find: an "inf mismatch" before).
+#[test]
+fn overflowing_outputs_check_as_their_infinity() {
+    let mut d = fp8_dump(2, 2, 128, 6, false, false);
+    d.insert("sfa", Tensor::from_f32(&[2, 1], &[1e30, 1e30]));
+    d.insert("sfb", Tensor::from_f32(&[2, 1], &[1e30, 1e30]));
+    for out in [OutDtype::F32, OutDtype::Bf16] {
+        let r = reference(&d, out).unwrap();
+        assert!(d_values(&r).iter().any(|x| x.is_infinite()));
+        let rep = check(&r).unwrap();
+        assert!(rep.passed(), "{rep}");
+    }
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus/dump_reader/seed-fp8-overflow-found"),
+    )
+    .unwrap();
+    let d = reference(&Dump::read(&bytes).unwrap(), OutDtype::Bf16).unwrap();
+    assert!(check(&d).unwrap().passed());
+}
+
 #[test]
 fn bad_values_are_errors() {
     let mut d = fp8_dump(8, 8, 128, 1, true, false);
@@ -403,4 +589,151 @@ proptest! {
             let _ = reference(&d, OutDtype::F32);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeds of the `dump_reader` fuzz target (../fuzz/corpus/dump_reader/seed-*)
+// ---------------------------------------------------------------------------------------
+
+/// The seed dumps: small valid dumps of most ops (some with the reference `d`), written
+/// by [`Dump::to_bytes`], and one truncated file. Name and bytes.
+fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let with_d = |d: &Dump, out| reference(d, out).unwrap().to_bytes().unwrap();
+    let fp8 = with_d(&fp8_dump(2, 3, 130, 1, true, true), OutDtype::Bf16);
+    let truncated = fp8[..fp8.len() * 2 / 3].to_vec();
+    let mut masked = Dump::new(Op::MGroupedFp8GemmNtMasked);
+    let (a, sfa) = fp8_rows(4, 128, 90);
+    masked.insert("a", Tensor::from_bytes(Dtype::F8_E4M3, &[2, 2, 128], a));
+    masked.insert("sfa", Tensor::from_f32(&[2, 2, 1], &sfa));
+    let (b, sfb) = fp8_blocks(2, 128, 91);
+    let (b2, sfb2) = fp8_blocks(2, 128, 92);
+    masked.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[2, 2, 128], [b, b2].concat()),
+    );
+    masked.insert("sfb", Tensor::from_f32(&[2, 1, 1], &[sfb, sfb2].concat()));
+    masked.insert("masked_m", Tensor::from_i32(&[2], &[1, 2]));
+    let mut kg = Dump::new(Op::KGroupedFp8GemmTnContiguous);
+    let codes = |n: usize, seed| -> Vec<u8> {
+        randn(n, seed)
+            .iter()
+            .map(|&x| e4m3::encode_satfinite(x * 64.0))
+            .collect()
+    };
+    kg.insert(
+        "a",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[128, 2], codes(256, 93)),
+    );
+    kg.insert("sfa", Tensor::from_f32(&[1, 2], &[0.5, 0.25]));
+    kg.insert(
+        "b",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[128, 3], codes(384, 94)),
+    );
+    kg.insert(
+        "sfb",
+        Tensor::from_bytes(Dtype::U8, &[1, 3], vec![126, 127, 128]),
+    );
+    kg.insert("ks", Tensor::from_i32(&[2], &[128, 0]));
+    let mut mqa = Dump::new(Op::Fp8MqaLogits);
+    mqa.insert(
+        "q",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[2, 1, 4], codes(8, 95)),
+    );
+    mqa.insert(
+        "kv",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[3, 4], codes(12, 96)),
+    );
+    mqa.insert("kv_scales", Tensor::from_f32(&[3], &[0.01, 0.02, 0.03]));
+    mqa.insert("weights", Tensor::from_f32(&[2, 1], &[1.0, -0.5]));
+    mqa.insert("cu_seqlen_ks", Tensor::from_i32(&[2], &[0, 1]));
+    mqa.insert("cu_seqlen_ke", Tensor::from_i32(&[2], &[2, 3]));
+    let mut paged = Dump::new(Op::Fp8PagedMqaLogits);
+    let mut cache = codes(2 * 2 * 4, 97)[..8].to_vec();
+    cache.extend([0.5f32, 0.25].iter().flat_map(|x| x.to_le_bytes()));
+    cache.extend(codes(8, 98));
+    cache.extend([1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()));
+    paged.insert(
+        "q",
+        Tensor::from_bytes(Dtype::F8_E4M3, &[1, 1, 1, 4], codes(4, 99)),
+    );
+    paged.insert(
+        "kv_cache",
+        Tensor::from_bytes(Dtype::U8, &[2, 2, 1, 8], cache),
+    );
+    paged.insert("weights", Tensor::from_f32(&[1, 1], &[1.0]));
+    paged.insert("context_lens", Tensor::from_i32(&[1], &[3]));
+    paged.insert("block_table", Tensor::from_i32(&[1, 2], &[1, 0]));
+    vec![
+        ("seed-fp8-1d2d-c-d-bf16", fp8),
+        (
+            "seed-fp8-1d1d-inputs",
+            fp8_dump(3, 2, 64, 2, false, false).to_bytes().unwrap(),
+        ),
+        (
+            "seed-fp8-fp4-g32-d-f32",
+            with_d(&fp8_fp4_dump(2, 2, 64, 32, 3), OutDtype::F32),
+        ),
+        (
+            "seed-bf16-d-f32",
+            with_d(&bf16_dump(2, 2, 8, 4), OutDtype::F32),
+        ),
+        ("seed-m-grouped-masked", masked.to_bytes().unwrap()),
+        ("seed-k-grouped-d-f32", with_d(&kg, OutDtype::F32)),
+        ("seed-mqa-d-bf16", with_d(&mqa, OutDtype::Bf16)),
+        ("seed-paged-mqa-d-f32", with_d(&paged, OutDtype::F32)),
+        ("seed-truncated", truncated),
+    ]
+}
+
+fn seed_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dump_reader")
+}
+
+/// Writes the seeds: `cargo test -p scalegemm-verify --test dump -- --ignored
+/// write_dump_reader_fuzz_seeds`.
+#[test]
+#[ignore = "writes ../fuzz/corpus/dump_reader/seed-*; run by hand"]
+fn write_dump_reader_fuzz_seeds() {
+    std::fs::create_dir_all(seed_dir()).unwrap();
+    for (name, bytes) in fuzz_seeds() {
+        std::fs::write(seed_dir().join(name), bytes).unwrap();
+    }
+}
+
+/// The checked-in seeds are what [`fuzz_seeds`] writes, and they are what they say:
+/// valid dumps whose `d` (if any) passes `check`, and one malformed file.
+#[test]
+fn dump_reader_fuzz_seeds_are_checked_in_and_valid() {
+    for (name, bytes) in fuzz_seeds() {
+        let on_disk = std::fs::read(seed_dir().join(name)).unwrap();
+        // Compared as dumps: the order of metadata keys in a header is not fixed.
+        let same = match (Dump::read(&on_disk), Dump::read(&bytes)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => on_disk == bytes,
+        };
+        assert!(same, "{name} differs from fuzz_seeds(): rewrite the seeds");
+        match Dump::read(&on_disk) {
+            Err(DumpError::Malformed(_)) if name == "seed-truncated" => {}
+            Ok(d) if name != "seed-truncated" => {
+                let p = Problem::parse(&d).unwrap();
+                assert!(reference(&d, OutDtype::F32).is_ok(), "{name}: {:?}", p.op());
+                if d.tensors.contains_key("d") {
+                    assert!(check(&d).unwrap().passed(), "{name}");
+                }
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+/// Found by the `dump_reader` fuzz target: an `fp8_mqa_logits` dump with a NaN key scale.
+/// `reference` computes NaN logits there; `check` must accept them (the bound of a key
+/// whose scale is not finite is +inf) instead of refusing the scale.
+#[test]
+fn mqa_with_a_nan_key_scale_checks_what_reference_writes() {
+    let bytes = std::fs::read(seed_dir().join("seed-mqa-nan-kv-scale-found")).unwrap();
+    let dump = Dump::read(&bytes).unwrap();
+    let r = reference(&dump, OutDtype::Bf16).expect("reference accepts the dump");
+    let rep = check(&r).expect("check accepts what reference wrote");
+    assert!(rep.passed(), "{rep}");
 }

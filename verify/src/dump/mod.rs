@@ -18,7 +18,8 @@
 //! of the problem it describes: [`Dump::read`] relies on safetensors' validation (header
 //! at most 100 MB, offsets contiguous and inside the buffer, byte counts equal to the
 //! checked product of the dims), and [`Problem::parse`] checks every shape and caps the
-//! output at [`MAX_OUTPUT_ELEMENTS`] before any computation.
+//! output at [`MAX_OUTPUT_ELEMENTS`] (an empty dim counted as 1) and the groups at
+//! [`MAX_GROUPS`] before any computation.
 
 mod compute;
 mod parse;
@@ -38,6 +39,11 @@ use safetensors::{Dtype, SafeTensors};
 /// 2^28 (16384 × 16384). Inputs with a zero-sized K can describe a huge output in a tiny
 /// file; this cap keeps a malformed or hostile dump from allocating gigabytes.
 pub const MAX_OUTPUT_ELEMENTS: usize = 1 << 28;
+
+/// Largest number of groups (`G` of the M-grouped GEMMs) a dump may describe: 2^16.
+/// With `N = 0` or `K = 0` the tensors of any number of groups take no bytes, and each
+/// group costs an operand in memory; real MoE layers have at most a few hundred experts.
+pub const MAX_GROUPS: usize = 1 << 16;
 
 /// Everything that makes a dump unusable (exit code 2 of `reference` and `check`).
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +314,16 @@ impl Dump {
     /// # Errors
     /// [`DumpError::Write`] if safetensors refuses (not expected for valid tensors).
     pub fn to_bytes(&self) -> DumpResult<Vec<u8>> {
+        if self.tensors.is_empty() {
+            // safetensors 0.8 writes metadata without tensors as `{},"__metadata__":{..}}`,
+            // which is not JSON (no reader accepts it): write that header here.
+            let json = serde_json::json!({ "__metadata__": &self.metadata });
+            let mut header = json.to_string().into_bytes();
+            header.resize(header.len().next_multiple_of(8), b' ');
+            let mut out = (header.len() as u64).to_le_bytes().to_vec();
+            out.extend(header);
+            return Ok(out);
+        }
         let views = self
             .tensors
             .iter()

@@ -6,7 +6,9 @@ use safetensors::Dtype;
 use scalegemm_reference::gemm::{Fp4Group, Fp8Recipe};
 use scalegemm_reference::quant::{ue8m0_code_of, unpack_ue8m0};
 
-use super::{checked_elems, Dump, DumpError, DumpResult, Op, Tensor, MAX_OUTPUT_ELEMENTS};
+use super::{
+    checked_elems, Dump, DumpError, DumpResult, Op, Tensor, MAX_GROUPS, MAX_OUTPUT_ELEMENTS,
+};
 
 /// Scale factors as read from a dump: F32 values or UE8M0 codes, row-major.
 #[derive(Clone, Debug)]
@@ -337,8 +339,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Checks the output `[rows, cols]` against [`MAX_OUTPUT_ELEMENTS`], counting an empty
+/// dim as 1: a zero-width output still costs per-row (or per-column) work and memory
+/// (row spans, bounds), so `[2^40, 0]` is refused like `[2^40, 1]`.
 fn cap(rows: usize, cols: usize) -> DumpResult<usize> {
-    let n = checked_elems("d", &[rows, cols])?;
+    let n = checked_elems("d", &[rows.max(1), cols.max(1)])?;
     if n > MAX_OUTPUT_ELEMENTS {
         return Err(DumpError::TooLarge(format!(
             "output [{rows}, {cols}] has {n} elements, more than the {MAX_OUTPUT_ELEMENTS} a dump may describe"
@@ -374,6 +379,11 @@ fn scale_rows(recipe: Fp8Recipe, n: usize) -> usize {
 
 /// Splits the `[G, N, K]` B and its `[G, sr, kb]` scales into G operands.
 fn split_groups(ctx: &Ctx, g: usize, n: usize, k: usize) -> DumpResult<Vec<Fp8Mat>> {
+    if g > MAX_GROUPS {
+        return Err(DumpError::TooLarge(format!(
+            "`b` has {g} groups, more than the {MAX_GROUPS} a dump may describe"
+        )));
+    }
     let kb = k.div_ceil(128);
     let codes = ctx.e4m3("b", &[g, n, k], "[G, N, K]")?;
     let recipe = b_recipe(ctx, 1, n)?;
@@ -398,7 +408,8 @@ impl Problem {
     /// [`DumpError::Dtype`], [`DumpError::Shape`] naming the first offending tensor
     /// (order: as in [`Op::tensors`]); [`DumpError::Value`] for group indices, ks, masked
     /// counts or UE8M0 packings that cannot be right; [`DumpError::TooLarge`] for an
-    /// output above [`MAX_OUTPUT_ELEMENTS`]. Scale and code values the reference rejects
+    /// output above [`MAX_OUTPUT_ELEMENTS`] (an empty dim counted as 1) or more than
+    /// [`MAX_GROUPS`] groups. Scale and code values the reference rejects
     /// (NaN scales) surface later, from [`super::reference`] / [`super::check`].
     pub fn parse(dump: &Dump) -> DumpResult<Problem> {
         let op = dump.op()?;
