@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use cudarc::driver::{CudaSlice, DevicePtr};
+use cudarc::driver::{CudaSlice, DevicePtr, SyncOnDrop};
 use half::bf16;
 
 use super::config::{self, Fp8GemmConfig, Fp8Variant, OutDtype};
@@ -241,19 +241,20 @@ fn check_operands<T>(
 }
 
 /// Per-token scales as the kernel reads them: TMA-aligned MN-major, transposed on the GPU
-/// into `tmp` when given row-major. Returns the device address.
-fn mn_major_scales(
-    dev: &Device,
-    op: &Fp8Operand,
-    tmp: &mut Option<CudaSlice<f32>>,
-) -> Result<u64, Error> {
+/// into `tmp` when given row-major. Returns the device address and the guard that records
+/// the kernel's read for cudarc's cross-stream tracking (keep it until after the launch).
+fn mn_major_scales<'o>(
+    dev: &'o Device,
+    op: &'o Fp8Operand,
+    tmp: &'o mut Option<CudaSlice<f32>>,
+) -> Result<(u64, SyncOnDrop<'o>), Error> {
     let stream = dev.stream();
     Ok(match &op.scales {
         Fp8Scales::RowMajor(s) => {
             let t = tmp.insert(layout::to_tma_aligned_mn_major_gpu(dev, s)?);
-            t.device_ptr(stream).0
+            t.device_ptr(stream)
         }
-        Fp8Scales::TmaAlignedMnMajor(v) => v.device_ptr(stream).0,
+        Fp8Scales::TmaAlignedMnMajor(v) => v.device_ptr(stream),
     })
 }
 
@@ -318,20 +319,21 @@ fn run<T: Fp8Out>(
 
     // Scales: A's (and 1D1D B's) TMA-aligned MN-major; 1D2D B's row-major as given.
     let (mut tmp_a, mut tmp_b) = (None, None);
-    let sfa_ptr = mn_major_scales(dev, a, &mut tmp_a)?;
+    let (sfa_ptr, _g_sfa) = mn_major_scales(dev, a, &mut tmp_a)?;
     let tma_sfa = scale_map(sfa_ptr, m, kb, bm)?;
-    let (sfb_ptr, ld_sfb, tma_sfb) = match b.recipe() {
+    let (sfb_ptr, ld_sfb, tma_sfb, _g_sfb) = match b.recipe() {
         Fp8Recipe::PerBlock => {
             let Fp8Scales::RowMajor(sfb) = &b.scales else {
                 return Err(Error::Scale(
                     "per-block (128×128) scales are only accepted row-major".into(),
                 ));
             };
-            (sfb.data.device_ptr(stream).0, sfb.ld as u64, tma_sfa)
+            let (p, g) = sfb.ptr(stream);
+            (p, sfb.ld as u64, tma_sfa, g)
         }
         Fp8Recipe::PerToken => {
-            let p = mn_major_scales(dev, b, &mut tmp_b)?;
-            (0u64, 0u64, scale_map(p, n, kb, bn)?)
+            let (p, g) = mn_major_scales(dev, b, &mut tmp_b)?;
+            (0u64, 0u64, scale_map(p, n, kb, bn)?, g)
         }
     };
     let (a_ptr, _g_a) = a.codes.ptr(stream);
