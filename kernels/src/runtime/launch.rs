@@ -67,22 +67,7 @@ impl Launch {
         args: &mut [Arg],
     ) -> Result<(), Error> {
         let mut attrs = self.attributes();
-        let config = sys::CUlaunchConfig {
-            gridDimX: self.grid.0,
-            gridDimY: self.grid.1,
-            gridDimZ: self.grid.2,
-            blockDimX: self.block.0,
-            blockDimY: self.block.1,
-            blockDimZ: self.block.2,
-            sharedMemBytes: self.smem_bytes,
-            hStream: stream.cu_stream(),
-            attrs: if attrs.is_empty() {
-                std::ptr::null_mut()
-            } else {
-                attrs.as_mut_ptr()
-            },
-            numAttrs: attrs.len() as u32,
-        };
+        let config = self.config(self.grid, stream, &mut attrs);
         sys::cuLaunchKernelEx(
             &config,
             func.cu_function(),
@@ -106,22 +91,7 @@ impl Launch {
     ) -> Result<u32, Error> {
         self.raise_smem_limit(func)?;
         let mut attrs = self.attributes();
-        let config = sys::CUlaunchConfig {
-            gridDimX: self.grid.0.max(self.cluster_x),
-            gridDimY: 1,
-            gridDimZ: 1,
-            blockDimX: self.block.0,
-            blockDimY: self.block.1,
-            blockDimZ: self.block.2,
-            sharedMemBytes: self.smem_bytes,
-            hStream: stream.cu_stream(),
-            attrs: if attrs.is_empty() {
-                std::ptr::null_mut()
-            } else {
-                attrs.as_mut_ptr()
-            },
-            numAttrs: attrs.len() as u32,
-        };
+        let config = self.config((self.grid.0.max(self.cluster_x), 1, 1), stream, &mut attrs);
         let mut n: std::ffi::c_int = 0;
         // SAFETY: `config` and `attrs` live across the call; `n` is written by the driver.
         unsafe { sys::cuOccupancyMaxActiveClusters(&mut n, func.cu_function(), &config) }
@@ -139,6 +109,32 @@ impl Launch {
             .map_err(Error::driver("raising the dynamic shared memory limit"))?;
         }
         Ok(())
+    }
+
+    /// The driver's launch configuration for `grid` with this shape; `attrs` (from
+    /// [`Launch::attributes`]) must outlive its use.
+    fn config(
+        &self,
+        grid: (u32, u32, u32),
+        stream: &CudaStream,
+        attrs: &mut [sys::CUlaunchAttribute],
+    ) -> sys::CUlaunchConfig {
+        sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: self.block.0,
+            blockDimY: self.block.1,
+            blockDimZ: self.block.2,
+            sharedMemBytes: self.smem_bytes,
+            hStream: stream.cu_stream(),
+            attrs: if attrs.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                attrs.as_mut_ptr()
+            },
+            numAttrs: attrs.len() as u32,
+        }
     }
 
     fn attributes(&self) -> Vec<sys::CUlaunchAttribute> {
