@@ -99,11 +99,13 @@ SG_DEVICE void issue_kblock(float (&acc)[ACC_REGS], u8* smem, u32 stage, u32 a_r
 #pragma unroll
     for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
     wgmma_fence();
-    const u8* a_tile = smem_a(smem, stage) + a_row * BLOCK_K;
-    const u8* b_tile = smem_b(smem, stage);
+    // Descriptors of stage 0 plus the stage's offset (wgmma.cuh): a few uniform adds per
+    // k-block instead of rebuilding each of the eight 64-bit descriptors from its address.
+    const u32 a_lo = wgmma_desc_lo_k_sw128(smem_a(smem, 0) + a_row * BLOCK_K) + stage * (SMEM_A_BYTES >> 4);
+    const u32 b_lo = wgmma_desc_lo_k_sw128(smem_b(smem, 0)) + stage * (SMEM_B_BYTES >> 4);
 #pragma unroll
     for (int ks = 0; ks < BLOCK_K / 32; ++ks) {
-        wgmma_fp8(acc, wgmma_desc_k_sw128(a_tile + ks * 32), wgmma_desc_k_sw128(b_tile + ks * 32), ks > 0 ? 1 : 0);
+        wgmma_fp8(acc, wgmma_desc_from_lo(a_lo + ks * 2), wgmma_desc_from_lo(b_lo + ks * 2), ks > 0 ? 1 : 0);
     }
     wgmma_commit();
 }
@@ -155,26 +157,46 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) final_acc[w][i] = 0.0f;
 
+        // This thread's scales of one k-block, read from ring stage `s` as soon as it is
+        // full (their latency then overlaps the wgmma): A's for rows `row`, `row` + 8 and,
+        // for 1D2D, their products with the tile's B-scale blocks (1D1D reads B's per
+        // column while promoting).
+        struct KbScales {
+            float sa0, sa1, p0[SB_BLOCKS], p1[SB_BLOCKS];
+        };
+        auto load_scales = [&](u32 s, u32 row) {
+            KbScales k;
+            k.sa0 = smem_sfa(smem, s)[row];
+            k.sa1 = smem_sfa(smem, s)[row + 8];
+#pragma unroll
+            for (u32 j = 0; j < SB_BLOCKS; ++j) {
+                const float sb = SFB_TOKEN ? 0.0f : smem_sfb(smem, s)[j];
+                k.p0[j] = __fmul_rn(k.sa0, sb);
+                k.p1[j] = __fmul_rn(k.sa1, sb);
+            }
+            return k;
+        };
+
         // Promotes wave `w` of k-block `kb` held in `acc` (its wgmma complete) from ring
         // stage `s`, and releases the stage after the last wave.
-        auto finish = [&](float (&fin)[ACC_REGS], float (&acc)[ACC_REGS], u32 kb, u32 s, u32 w, float sa0,
-                          float sa1) {
+        auto finish = [&](float (&fin)[ACC_REGS], float (&acc)[ACC_REGS], u32 kb, u32 s, u32 w, KbScales k) {
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
 #ifdef PLANT_DROP_LAST_KBLOCK  // planted bug (verification only): the last k-block is lost
-            if (kb + 1 == num_kb) sa0 = sa1 = 0.0f;
+            if (kb + 1 == num_kb) {
+                k.sa0 = k.sa1 = 0.0f;
+#pragma unroll
+                for (u32 j = 0; j < SB_BLOCKS; ++j) k.p0[j] = k.p1[j] = 0.0f;
+            }
 #endif
             if (SFB_TOKEN) {
                 // Reads the stage's B scales while promoting: released after.
-                promote_1d1d(fin, acc, sa0, sa1, smem_sfb(smem, s), lane);
+                promote_1d1d(fin, acc, k.sa0, k.sa1, smem_sfb(smem, s), lane);
                 if (w == WAVES - 1) release_stage(empty, s, lane);
             } else {
                 // The stage is released before promoting, so the producer refills it sooner.
-                float sb[SB_BLOCKS];
-#pragma unroll
-                for (u32 j = 0; j < SB_BLOCKS; ++j) sb[j] = smem_sfb(smem, s)[j];
                 if (w == WAVES - 1) release_stage(empty, s, lane);
-                promote_1d2d(fin, acc, sa0, sa1, sb, bnd1, bnd2);
+                promote_1d2d(fin, acc, k.p0, k.p1, bnd1, bnd2);
             }
         };
 
@@ -187,34 +209,33 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         u32 s_cur = ring.stage;
         const u32 row = sfa_row(0);
         mbar_wait(&full[s_cur], ring.phase);
-        float sa0 = smem_sfa(smem, s_cur)[row], sa1 = smem_sfa(smem, s_cur)[row + 8];
+        KbScales k_cur = load_scales(s_cur, row);
         issue_kblock(acc0, smem, s_cur, a_row(0));
         ring.advance();
         // Block kb is in flight in `cur`: issue block kb+1 into `nxt`, then finish kb.
         auto overlap = [&](float (&cur)[ACC_REGS], float (&nxt)[ACC_REGS], u32 kb) {
             const u32 s_nxt = ring.stage;
             mbar_wait(&full[s_nxt], ring.phase);
-            const float na0 = smem_sfa(smem, s_nxt)[row], na1 = smem_sfa(smem, s_nxt)[row + 8];
+            const KbScales k_nxt = load_scales(s_nxt, row);
             issue_kblock(nxt, smem, s_nxt, a_row(0));
             ring.advance();
             wgmma_wait<1>();
-            finish(final_acc[0], cur, kb, s_cur, 0, sa0, sa1);
-            sa0 = na0;
-            sa1 = na1;
+            finish(final_acc[0], cur, kb, s_cur, 0, k_cur);
+            k_cur = k_nxt;
             s_cur = s_nxt;
         };
         for (u32 kb = 0;; kb += 2) {
             // acc0 holds block kb, in flight.
             if (kb + 1 >= num_kb) {
                 wgmma_wait<0>();
-                finish(final_acc[0], acc0, kb, s_cur, 0, sa0, sa1);
+                finish(final_acc[0], acc0, kb, s_cur, 0, k_cur);
                 break;
             }
             overlap(acc0, acc1, kb);
             // acc1 holds block kb + 1, in flight.
             if (kb + 2 >= num_kb) {
                 wgmma_wait<0>();
-                finish(final_acc[0], acc1, kb + 1, s_cur, 0, sa0, sa1);
+                finish(final_acc[0], acc1, kb + 1, s_cur, 0, k_cur);
                 break;
             }
             overlap(acc1, acc0, kb + 1);
@@ -223,19 +244,15 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         for (u32 kb = 0; kb < num_kb; ++kb) {
             const u32 s = ring.stage;
             mbar_wait(&full[s], ring.phase);
-            // Scales are read before the wgmma so their latency overlaps it.
-            float sa[WAVES][2];
+            KbScales k[WAVES];
 #pragma unroll
-            for (u32 w = 0; w < WAVES; ++w) {
-                sa[w][0] = smem_sfa(smem, s)[sfa_row(w)];
-                sa[w][1] = smem_sfa(smem, s)[sfa_row(w) + 8];
-            }
+            for (u32 w = 0; w < WAVES; ++w) k[w] = load_scales(s, sfa_row(w));
 #pragma unroll
             for (u32 w = 0; w < WAVES; ++w) {
                 float acc[ACC_REGS];
                 issue_kblock(acc, smem, s, a_row(w));
                 wgmma_wait<0>();
-                finish(final_acc[w], acc, kb, s, w, sa[w][0], sa[w][1]);
+                finish(final_acc[w], acc, kb, s, w, k[w]);
             }
             ring.advance();
         }

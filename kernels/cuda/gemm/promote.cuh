@@ -11,16 +11,11 @@
 #include "../common.cuh"
 
 // 1D2D: B's scales are per 128×128 block. The tile's columns lie in at most SB_BLOCKS
-// blocks; `sb[j]` is the scale of the j-th, which begins at tile column `bnd1` (j = 1) or
-// `bnd2` (j = 2). Both are multiples of 8, so a fragment never straddles two blocks.
-SG_DEVICE void promote_1d2d(float (&fin)[ACC_REGS], const float (&acc)[ACC_REGS], float sa0, float sa1,
-                            const float (&sb)[SB_BLOCKS], u32 bnd1, u32 bnd2) {
-    float p0[SB_BLOCKS], p1[SB_BLOCKS];
-#pragma unroll
-    for (int j = 0; j < SB_BLOCKS; ++j) {
-        p0[j] = __fmul_rn(sa0, sb[j]);
-        p1[j] = __fmul_rn(sa1, sb[j]);
-    }
+// blocks; `p0[j]` / `p1[j]` are fl32(sa·sb[j]) for this thread's two rows and the j-th
+// block, which begins at tile column `bnd1` (j = 1) or `bnd2` (j = 2). Both are multiples
+// of 8, so a fragment never straddles two blocks.
+SG_DEVICE void promote_1d2d(float (&fin)[ACC_REGS], const float (&acc)[ACC_REGS], const float (&p0)[SB_BLOCKS],
+                            const float (&p1)[SB_BLOCKS], u32 bnd1, u32 bnd2) {
 #pragma unroll
     for (int f = 0; f < N_FRAGS; ++f) {
         float s0 = p0[0], s1 = p1[0];

@@ -16,16 +16,18 @@ SG_DEVICE void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
 // Descriptor of a K-major tile with 128-byte swizzle (PTX ISA §9.7.15.5.1): rows of 128
 // bytes, 8-row swizzle atoms 1024 bytes apart (stride byte offset), tile base 1024-byte
-// aligned. Advancing `smem` by 32 bytes selects the next k32 slice of the same rows.
-SG_DEVICE u64 wgmma_desc_k_sw128(const void* smem) {
-    u64 addr = smem_u32(smem);
-    u64 desc = (addr & 0x3FFFF) >> 4;   // bits 0-13: start address >> 4
-    desc |= (u64)1 << 16;               // bits 16-29: leading byte offset (unused for swizzled K-major)
-    desc |= (u64)(1024 >> 4) << 32;     // bits 32-45: stride byte offset
+// aligned. The high word is constant; the low word holds the start address >> 4 (bits
+// 0-13) and the leading byte offset 1 (bits 16-29, unused for swizzled K-major), so a
+// descriptor `lo` advances by `bytes >> 4` when its tile does (the next k32 slice of the
+// same rows: +2; the next ring stage: +stage bytes >> 4). Shared-memory addresses are below
+// 2^18, so the address field never carries into the LBO field.
+#define WGMMA_DESC_SBO_HI (1024u >> 4)            // bits 32-45: stride byte offset
 #ifdef PLANT_WRONG_SWIZZLE  // planted bug (verification only): 64-byte swizzle mode
-    desc |= (u64)2 << 62;
+#define WGMMA_DESC_SWIZZLE_HI (2u << 30)          // bits 62-63 = 2
 #else
-    desc |= (u64)1 << 62;               // bits 62-63: 128-byte swizzle
+#define WGMMA_DESC_SWIZZLE_HI (1u << 30)          // bits 62-63 = 1: 128-byte swizzle
 #endif
-    return desc;
+SG_DEVICE u32 wgmma_desc_lo_k_sw128(const void* smem) { return (smem_u32(smem) >> 4) | (1u << 16); }
+SG_DEVICE u64 wgmma_desc_from_lo(u32 lo) {
+    return ((u64)(WGMMA_DESC_SBO_HI | WGMMA_DESC_SWIZZLE_HI) << 32) | lo;
 }
