@@ -260,7 +260,14 @@ impl std::str::FromStr for Fp8GemmConfig {
 /// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs
 /// (measured on the H200, 2026-11-30, `benches/README.md`):
 ///
-/// - M ≤ 128 (memory-bound): BLOCK_M 64; when B (N·K bytes) is 32 MiB or more, BLOCK_N 128
+/// - 64 < M ≤ 128: one 128-row M-block with the pipelined promotion (B read once, not
+///   once per 64-row block) when its tiles fill the SMs: the smallest BLOCK_N of
+///   [`MEDIUM_M_BLOCK_N`] with at most two waves (else 128), if that is at least 3/4 of a wave
+///   (128×32768×512: 7.4 µs with 128×128 against 9.8 with 64×128; 128×24576×1536: 13.4 with
+///   128×96 against 16.2; 128×7168×16384: 40.2 with 128×64 against 45.4; 128×7168×2048:
+///   6.8 against 7.3). Otherwise (128×4096×7168: 64 tiles of 128×64 took 18.0 µs, 128 of
+///   64×64 13.7) as M ≤ 64.
+/// - M ≤ 64 (memory-bound): BLOCK_M 64; when B (N·K bytes) is 32 MiB or more, BLOCK_N 128
 ///   (56 CTAs of 64×128 stream 1×7168×16384 at 2.6 TB/s, 112 of 64×64 at 2.1); else the
 ///   smallest BLOCK_N whose tiles fit in one wave (each k-block's latency grows with
 ///   BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
@@ -273,6 +280,16 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   FP32 C).
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
+    if m > 64 && m <= 128 {
+        let medium = MEDIUM_M_BLOCK_N
+            .iter()
+            .copied()
+            .find(|&bn| n.div_ceil(bn as usize) <= 2 * sms)
+            .unwrap_or(128);
+        if 4 * n.div_ceil(medium as usize) >= 3 * sms {
+            return Fp8GemmConfig::new(128, medium).with_pipeline(true);
+        }
+    }
     if m <= 128 {
         // B streams from DRAM: few wide streams (BLOCK_N 128) when it is large, else one
         // wave of the smallest tiles (each k-block's latency grows with BLOCK_N).
@@ -307,6 +324,9 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
 /// BLOCK_N values [`choose`] considers for M > 128 (each with 128-row tiles).
 pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144];
 
+/// BLOCK_N values [`choose`] considers for 64 < M ≤ 128 (128-row tiles, pipelined).
+pub const MEDIUM_M_BLOCK_N: &[u32] = &[64, 96, 128];
+
 /// Every tile configuration [`choose`] can return (the compile gate builds each in every
 /// [`Fp8Variant`]).
 pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
@@ -321,7 +341,10 @@ pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
     v.extend(
         BLOCK_N_CANDIDATES
             .iter()
-            .filter(|&&bn| (96..=MAX_PIPELINED_BLOCK_N).contains(&bn))
+            .filter(|&&bn| {
+                bn <= MAX_PIPELINED_BLOCK_N
+                    && (LARGE_M_BLOCK_N.contains(&bn) || MEDIUM_M_BLOCK_N.contains(&bn))
+            })
             .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true)),
     );
     v
@@ -381,11 +404,20 @@ mod tests {
     #[test]
     fn small_m_uses_one_math_warpgroup() {
         assert_eq!(choose(1, 7168, 7168, 132).block_m, 64);
-        assert_eq!(choose(128, 7168, 7168, 132).block_m, 64);
+        assert_eq!(choose(64, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
         // Memory-bound: wide streams for a large B, else one wave of small tiles.
         assert_eq!(choose(1, 7168, 16384, 132).block_n, 128);
         assert_eq!(choose(128, 2112, 7168, 132).block_n, 32);
+        assert_eq!(choose(128, 4096, 7168, 132), Fp8GemmConfig::new(64, 64));
+        // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
+        let medium = |bn| Fp8GemmConfig::new(128, bn).with_pipeline(true);
+        assert_eq!(choose(128, 7168, 16384, 132), medium(64));
+        assert_eq!(choose(100, 7168, 2048, 132), medium(64));
+        assert_eq!(choose(128, 24576, 1536, 132), medium(96));
+        assert_eq!(choose(128, 32768, 512, 132), medium(128));
+        // More than two waves even at 128 columns: 128 columns.
+        assert_eq!(choose(128, 65536, 512, 132), medium(128));
         // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
         assert_eq!(
             choose(4096, 4096, 7168, 132),
