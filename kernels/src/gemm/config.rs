@@ -267,10 +267,12 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×96 against 16.2; 128×7168×16384: 40.2 with 128×64 against 45.4; 128×7168×2048:
 ///   6.8 against 7.3). Otherwise (128×4096×7168: 64 tiles of 128×64 took 18.0 µs, 128 of
 ///   64×64 13.7) as M ≤ 64.
-/// - M ≤ 64 (memory-bound): BLOCK_M 64; when B (N·K bytes) is 32 MiB or more, BLOCK_N 128
-///   (56 CTAs of 64×128 stream 1×7168×16384 at 2.6 TB/s, 112 of 64×64 at 2.1); else the
-///   smallest BLOCK_N whose tiles fit in one wave (each k-block's latency grows with
-///   BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
+/// - M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
+///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
+///   192 of 64×128; 1×7168×16384: 38.0 with 64×64, 38.5 with 64×128); else BLOCK_N 128
+///   when B (N·K bytes) is 32 MiB or more (1×32768×512: 5.9 µs with 64×128, 7.0 with
+///   64×192), else the smallest BLOCK_N whose tiles fit in one wave (each k-block's latency
+///   grows with BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
 /// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved, the
 ///   GPU at a steady temperature: 1033–1038 TFLOPS at 4096×4096×7168 against 932–936
 ///   without pipelining, 893–923 in CTA pairs, 863–900 with direct stores and 6 stages;
@@ -291,16 +293,25 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
         }
     }
     if m <= 128 {
-        // B streams from DRAM: few wide streams (BLOCK_N 128) when it is large, else one
-        // wave of the smallest tiles (each k-block's latency grows with BLOCK_N).
+        // B streams from DRAM. One wave of the smallest tiles that fill 3/4 of it; else few
+        // wide streams (BLOCK_N 128) when B is large, else one wave of the smallest tiles
+        // (each k-block's latency grows with BLOCK_N).
         let m_blocks = m.div_ceil(64);
-        let bn = if n.saturating_mul(k) >= 32 << 20 {
+        let tiles = |bn: u32| m_blocks * n.div_ceil(bn as usize);
+        let one_wave = BLOCK_N_CANDIDATES
+            .iter()
+            .copied()
+            .find(|&bn| tiles(bn) <= sms)
+            .filter(|&bn| 4 * tiles(bn) >= 3 * sms);
+        let bn = if let Some(bn) = one_wave {
+            bn
+        } else if n.saturating_mul(k) >= 32 << 20 {
             128
         } else {
             BLOCK_N_CANDIDATES
                 .iter()
                 .copied()
-                .find(|&bn| bn <= 128 && m_blocks * n.div_ceil(bn as usize) <= sms)
+                .find(|&bn| bn <= 128 && tiles(bn) <= sms)
                 .unwrap_or(128)
         };
         return Fp8GemmConfig::new(64, bn);
@@ -332,7 +343,6 @@ pub const MEDIUM_M_BLOCK_N: &[u32] = &[64, 96, 128];
 pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
     let small = BLOCK_N_CANDIDATES
         .iter()
-        .filter(|&&bn| bn <= 128)
         .map(|&bn| Fp8GemmConfig::new(64, bn));
     let large = LARGE_M_BLOCK_N
         .iter()
@@ -407,7 +417,10 @@ mod tests {
         assert_eq!(choose(64, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
         // Memory-bound: wide streams for a large B, else one wave of small tiles.
-        assert_eq!(choose(1, 7168, 16384, 132).block_n, 128);
+        assert_eq!(choose(1, 7168, 16384, 132).block_n, 64);
+        assert_eq!(choose(1, 24576, 1536, 132).block_n, 192);
+        assert_eq!(choose(1, 32768, 512, 132).block_n, 128);
+        assert_eq!(choose(1, 576, 7168, 132).block_n, 16);
         assert_eq!(choose(128, 2112, 7168, 132).block_n, 32);
         assert_eq!(choose(128, 4096, 7168, 132), Fp8GemmConfig::new(64, 64));
         // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
