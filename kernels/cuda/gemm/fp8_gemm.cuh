@@ -293,7 +293,8 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
     extern __shared__ __align__(1024) u8 smem[];
     u64* full = smem_bars(smem);
     u64* empty = full + STAGES;
-    const u32 wg = threadIdx.x / 128;
+    // Broadcast from lane 0: ptxas then keeps it (and the A descriptors) in uniform registers.
+    const u32 wg = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
     const u32 num_kb = ceil_div(K, (u32)BLOCK_K);
 
     if (threadIdx.x == 0) {
