@@ -267,17 +267,20 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×96 against 16.2; 128×7168×16384: 40.2 with 128×64 against 45.4; 128×7168×2048:
 ///   6.8 against 7.3). Otherwise (128×4096×7168: 64 tiles of 128×64 took 18.0 µs, 128 of
 ///   64×64 13.7) as M ≤ 64.
-/// - M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
+/// - M ≤ 64, K ≥ 8192 and B (N·K bytes) of 32 MiB or more: 64×128 pipelined
+///   (1×7168×16384: 35.2 µs, 3.3 TB/s, against 37.8 with 64×64 and 38.8 with 64×128; the
+///   pipelined promotion did not help BLOCK_N ≤ 64).
+/// - Other M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
 ///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
-///   192 of 64×128; 1×7168×16384: 38.0 with 64×64, 38.5 with 64×128); else BLOCK_N 128
+///   192 of 64×128); else BLOCK_N 128
 ///   when B (N·K bytes) is 32 MiB or more (1×32768×512: 5.9 µs with 64×128, 7.0 with
 ///   64×192), else the smallest BLOCK_N whose tiles fit in one wave (each k-block's latency
 ///   grows with BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
-/// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved, the
-///   GPU at a steady temperature: 1033–1038 TFLOPS at 4096×4096×7168 against 932–936
-///   without pipelining, 893–923 in CTA pairs, 863–900 with direct stores and 6 stages;
-///   equal at 4096×7168×16384; 256-row and 176/192-column tiles were slower on every
-///   M = 4096 shape), unless another BLOCK_N of [`LARGE_M_BLOCK_N`] fills the
+/// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved in
+///   one process: 1134–1203 TFLOPS at 4096×4096×7168 against 950–974 without pipelining,
+///   1016–1062 in CTA pairs, 937 with 256-row tiles; the same order at 4096×7168×16384,
+///   8192³ and 4096×24576×1536; 112-, 144-, 160- and 176-column tiles were slower at
+///   4096×2112×7168), unless another BLOCK_N of [`LARGE_M_BLOCK_N`] fills the
 ///   waves over `sms` SMs more than 15 % better (wider tiles were slower, and spill with an
 ///   FP32 C).
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -291,6 +294,10 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
         if 4 * n.div_ceil(medium as usize) >= 3 * sms {
             return Fp8GemmConfig::new(128, medium).with_pipeline(true);
         }
+    }
+    if m <= 64 && k >= 8192 && n.saturating_mul(k) >= 32 << 20 {
+        // A long reduction over a large B: few deep streams, their promotion pipelined.
+        return Fp8GemmConfig::new(64, 128).with_pipeline(true);
     }
     if m <= 128 {
         // B streams from DRAM. One wave of the smallest tiles that fill 3/4 of it; else few
@@ -348,6 +355,7 @@ pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
         .iter()
         .map(|&bn| Fp8GemmConfig::new(128, bn));
     let mut v: Vec<_> = small.chain(large).collect();
+    v.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
     v.extend(
         BLOCK_N_CANDIDATES
             .iter()
@@ -417,7 +425,11 @@ mod tests {
         assert_eq!(choose(64, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
         // Memory-bound: wide streams for a large B, else one wave of small tiles.
-        assert_eq!(choose(1, 7168, 16384, 132).block_n, 64);
+        assert_eq!(
+            choose(1, 7168, 16384, 132),
+            Fp8GemmConfig::new(64, 128).with_pipeline(true)
+        );
+        assert_eq!(choose(1, 7168, 7168, 132).block_n, 64);
         assert_eq!(choose(1, 24576, 1536, 132).block_n, 192);
         assert_eq!(choose(1, 32768, 512, 132).block_n, 128);
         assert_eq!(choose(1, 576, 7168, 132).block_n, 16);
