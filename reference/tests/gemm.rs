@@ -2256,3 +2256,20 @@ fn mat_view_try_get_is_none_outside_the_shape() {
     assert_eq!(t.try_get(3, 0), None);
     assert_eq!(t.try_get(0, 2), None);
 }
+
+/// A view needs every element up to its last: one element short is a stride error, the
+/// exact length is accepted (the boundary of the bounds check).
+#[test]
+fn mat_view_strided_needs_its_last_element() {
+    let data: Vec<u8> = (0..6).collect();
+    // [2, 3] with strides (3, 1): the last element is at 1·3 + 2 = 5.
+    let v = MatView::strided(&data, 2, 3, 3, 1).unwrap();
+    assert_eq!(v.try_get(1, 2), Some(5));
+    assert!(matches!(
+        MatView::strided(&data[..5], 2, 3, 3, 1),
+        Err(Error::Stride { .. })
+    ));
+    // Column strides too: [2, 2] with strides (1, 4) ends at 1 + 4 = 5.
+    assert!(MatView::strided(&data, 2, 2, 1, 4).is_ok());
+    assert!(MatView::strided(&data[..5], 2, 2, 1, 4).is_err());
+}

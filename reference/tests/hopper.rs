@@ -694,6 +694,10 @@ fn bound_of_a_unit_block_is_the_derived_value() {
         (0.5, Some(3.0)),
         (p2(-126), None), // the f32-subnormal term dominates
         (p2(-126), Some(p2(-140))),
+        // Large but finite: exact ≈ 2^107 and the bound ≈ 2^84 must stay finite (their
+        // product overflows; only their sum is tested against f32::MAX).
+        (p2(50), None),
+        (p2(50), Some(-3e32)),
     ] {
         let p = Problem {
             m: 1,
@@ -731,4 +735,24 @@ fn bound_of_a_unit_block_is_the_derived_value() {
             );
         }
     }
+}
+
+/// An infinite accumulator stays infinite through a BF16 step whose products are zero or
+/// finite (IEEE: ±inf + finite = ±inf), never NaN.
+#[test]
+fn bf16_step_keeps_an_infinite_accumulator() {
+    let zeros = [bf16::ZERO; BF16_STEP_K];
+    let ones = [bf16::ONE; BF16_STEP_K];
+    let minus = [bf16::NEG_ONE; BF16_STEP_K];
+    assert_eq!(bf16_mma_step(f32::INFINITY, &zeros, &zeros), f32::INFINITY);
+    assert_eq!(
+        bf16_mma_step(f32::NEG_INFINITY, &zeros, &ones),
+        f32::NEG_INFINITY
+    );
+    assert_eq!(bf16_mma_step(f32::INFINITY, &ones, &minus), f32::INFINITY);
+    assert_eq!(
+        bf16_mma_step(f32::NEG_INFINITY, &ones, &ones),
+        f32::NEG_INFINITY
+    );
+    assert!(bf16_mma_step(f32::INFINITY, &[bf16::INFINITY; BF16_STEP_K], &minus).is_nan());
 }
