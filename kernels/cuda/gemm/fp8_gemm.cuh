@@ -157,23 +157,28 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) final_acc[w][i] = 0.0f;
 
-        // This thread's scales of one k-block, read from ring stage `s` as soon as it is
-        // full (their latency then overlaps the wgmma): A's for rows `row`, `row` + 8 and,
-        // for 1D2D, their products with the tile's B-scale blocks (1D1D reads B's per
-        // column while promoting).
+        // This thread's scales of one k-block: A's for rows `row`, `row` + 8 and, for 1D2D,
+        // their products with the tile's B-scale blocks (1D1D reads B's per column while
+        // promoting). A's are read from ring stage `s` as soon as it is full, so their
+        // latency overlaps the wgmma; with PIPE the products too (the register sets then
+        // leave room: without PIPE, holding them across the wgmma made 176/192-column
+        // tiles spill, so they are formed after the wait, in `finish`).
         struct KbScales {
             float sa0, sa1, p0[SB_BLOCKS], p1[SB_BLOCKS];
         };
-        auto load_scales = [&](u32 s, u32 row) {
-            KbScales k;
-            k.sa0 = smem_sfa(smem, s)[row];
-            k.sa1 = smem_sfa(smem, s)[row + 8];
+        auto b_products = [&](KbScales& k, u32 s) {
 #pragma unroll
             for (u32 j = 0; j < SB_BLOCKS; ++j) {
                 const float sb = SFB_TOKEN ? 0.0f : smem_sfb(smem, s)[j];
                 k.p0[j] = __fmul_rn(k.sa0, sb);
                 k.p1[j] = __fmul_rn(k.sa1, sb);
             }
+        };
+        auto load_scales = [&](u32 s, u32 row) {
+            KbScales k;
+            k.sa0 = smem_sfa(smem, s)[row];
+            k.sa1 = smem_sfa(smem, s)[row + 8];
+            if (PIPE) b_products(k, s);
             return k;
         };
 
@@ -194,6 +199,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 promote_1d1d(fin, acc, k.sa0, k.sa1, smem_sfb(smem, s), lane);
                 if (w == WAVES - 1) release_stage(empty, s, lane);
             } else {
+                if (!PIPE) b_products(k, s);
                 // The stage is released before promoting, so the producer refills it sooner.
                 if (w == WAVES - 1) release_stage(empty, s, lane);
                 promote_1d2d(fin, acc, k.p0, k.p1, bnd1, bnd2);
