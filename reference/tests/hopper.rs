@@ -756,3 +756,22 @@ fn bf16_step_keeps_an_infinite_accumulator() {
     );
     assert!(bf16_mma_step(f32::INFINITY, &[bf16::INFINITY; BF16_STEP_K], &minus).is_nan());
 }
+
+/// Without promotion the one accumulator is scaled once at the end, by fl32(sa·sb): all-ones
+/// codes over K = 256 (two uniform blocks) give 256 · 0.5 · 0.25 = 32, as the promoted model.
+#[test]
+fn no_promotion_scales_the_single_accumulator() {
+    let p = Problem {
+        m: 1,
+        n: 1,
+        k: 256,
+        a: vec![c8(1.0); 256],
+        b: vec![c8(1.0); 256],
+        sa: vec![0.5; 2],
+        sb: vec![0.25; 2],
+        b_recipe: Fp8Recipe::PerToken,
+        c: None,
+    };
+    assert_eq!(p.model(false), vec![32.0]);
+    assert_eq!(p.model(true), vec![32.0]);
+}

@@ -789,11 +789,16 @@ fn ue8m0_pack_byte_placement() {
     // Two rows of 3: each row starts a new word.
     let p = pack_ue8m0(&[1, 2, 3, 4, 5, 6], 2, 3).unwrap();
     assert_eq!(p, vec![0x0003_0201, 0x0006_0504]);
-    // Non-zero padding is rejected, as is a wrong length.
+    // Non-zero padding is rejected (the message names the word's row and column), as is a
+    // wrong length.
     assert!(matches!(
         unpack_ue8m0(&[0x0103_0201], 1, 3),
         Err(Error::Argument { name: "packed", .. })
     ));
+    match unpack_ue8m0(&[0x0003_0201, 0x0106_0504], 2, 3) {
+        Err(Error::Argument { reason, .. }) => assert!(reason.contains("word [1, 0]"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         unpack_ue8m0(&[0, 0], 1, 3),
         Err(Error::Shape {
