@@ -1362,6 +1362,11 @@ fn design_3_1_bullet1_format_parameters() {
     assert_eq!(e5m2::decode(0xFC), f32::NEG_INFINITY);
     assert_eq!(e5m2::INFINITY, 0x7C);
     assert_eq!(e5m2::MIN_SUBNORMAL as f64, two_pow(-16));
+    // The smallest normals: exponent field 1, mantissa 0.
+    assert_eq!(e5m2::MIN_NORMAL, e5m2::decode(0b0_00001_00));
+    assert_eq!(e5m2::MIN_NORMAL as f64, two_pow(-14));
+    assert_eq!(e4m3::MIN_NORMAL, e4m3::decode(0b0_0001_000));
+    assert_eq!(e4m3::MIN_NORMAL as f64, two_pow(-6));
 
     // E2M1
     assert_eq!(e2m1::decode(0b0_01_0), 1.0);

@@ -1580,6 +1580,15 @@ fn errors_shapes_k_d_c_and_scale_shape_for_recipe() {
     let c = MatView::k_major(&cbuf, 6, 4, 4).unwrap();
     let e = gemm(&a.operand(), &b.operand(), Some(c), &mut d.view()).unwrap_err();
     assert!(matches!(e, Error::Shape { tensor: "c", .. }), "{e:?}");
+    // ... also when only one dimension is wrong
+    for (rows, cols) in [(4, 5), (3, 6)] {
+        let c = MatView::k_major(&cbuf, rows, cols, cols).unwrap();
+        let e = gemm(&a.operand(), &b.operand(), Some(c), &mut d.view()).unwrap_err();
+        assert!(
+            matches!(e, Error::Shape { tensor: "c", .. }),
+            "[{rows}, {cols}]: {e:?}"
+        );
+    }
     // scale shapes that do not match the recipe
     let codes = MatView::k_major(&a.codes, 4, 256, 256).unwrap();
     let s = vec![1f32; 16];
@@ -1875,7 +1884,9 @@ fn errors_grouped_layouts() {
     let run = |layout: MGroupLayout, d: &mut Dout| {
         m_grouped_gemm_contiguous(&a.operand(), &bops, layout, None, &mut d.view())
     };
-    // group index 5 with 2 groups (row 3), and -2
+    // group index 2 (one past the last) and 5 with 2 groups (row 3), and -2
+    let e = run(MGroupLayout::PerRow(&[0, 1, -1, 2, 0, 0, 0, 0]), &mut d).unwrap_err();
+    assert!(matches!(e, Error::Group { index: 3, .. }), "{e:?}");
     let e = run(MGroupLayout::PerRow(&[0, 1, -1, 5, 0, 0, 0, 0]), &mut d).unwrap_err();
     assert!(
         matches!(

@@ -795,8 +795,12 @@ fn ue8m0_pack_byte_placement() {
         unpack_ue8m0(&[0x0103_0201], 1, 3),
         Err(Error::Argument { name: "packed", .. })
     ));
-    match unpack_ue8m0(&[0x0003_0201, 0x0106_0504], 2, 3) {
-        Err(Error::Argument { reason, .. }) => assert!(reason.contains("word [1, 0]"), "{reason}"),
+    // Two rows of 9 codes (three words each): row 1's last word holds column 8 and three
+    // padding bytes, the second of them non-zero.
+    let mut words = vec![0i32; 6];
+    words[5] = 0x0000_0100;
+    match unpack_ue8m0(&words, 2, 9) {
+        Err(Error::Argument { reason, .. }) => assert!(reason.contains("word [1, 2]"), "{reason}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
