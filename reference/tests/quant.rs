@@ -468,7 +468,13 @@ fn dequantize_errors() {
         }
     }
     for bad in [&scales[..5], &[1.0; 7][..]] {
-        assert!(matches!(parts(bad), Err(Error::Shape { .. })), "{bad:?}");
+        match parts(bad) {
+            Err(Error::Shape { expected, got, .. }) => {
+                assert_eq!(expected, "[3, 2] = 6 elements");
+                assert_eq!(got, format!("{} elements", bad.len()));
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
 }
 
