@@ -612,6 +612,18 @@ fn nan_inputs_and_errors() {
         hopper_fp8_gemm(&a, &b, c, &mut ov2),
         Err(Error::Shape { .. })
     ));
+    // ... also when only one dimension of D is wrong
+    for (rows, cols) in [(3, 3), (4, 4)] {
+        let mut buf = vec![0.0f32; rows * cols];
+        let mut ov3 = OutView::new(OutBuf::F32(&mut buf), rows, cols, cols).unwrap();
+        assert!(
+            matches!(
+                hopper_fp8_gemm(&a, &b, c, &mut ov3),
+                Err(Error::Shape { .. })
+            ),
+            "[{rows}, {cols}]"
+        );
+    }
     assert!(matches!(
         hopper_fp8_sample(&a, &b, c, Promotion::PerBlock, &[(3, 0)]),
         Err(Error::Argument { .. })
@@ -774,4 +786,41 @@ fn no_promotion_scales_the_single_accumulator() {
     };
     assert_eq!(p.model(false), vec![32.0]);
     assert_eq!(p.model(true), vec![32.0]);
+}
+
+/// NaN × NaN in one product is NaN (not cancelled), and an empty output has an empty bound.
+#[test]
+fn nan_times_nan_and_empty_bounds() {
+    let mut p = Problem {
+        m: 1,
+        n: 1,
+        k: 128,
+        a: vec![c8(1.0); 128],
+        b: vec![c8(1.0); 128],
+        sa: vec![1.0],
+        sb: vec![1.0],
+        b_recipe: Fp8Recipe::PerToken,
+        c: None,
+    };
+    p.a[5] = 0x7F;
+    p.b[5] = 0x7F;
+    assert!(p.model(true)[0].is_nan());
+    let (a, b, c) = p.ops();
+    assert!(hopper_fp8_error_bound(&a, &b, c, OutDtype::F32).unwrap()[0].is_infinite());
+    let empty = Problem {
+        m: 1,
+        n: 0,
+        k: 128,
+        a: vec![c8(1.0); 128],
+        b: vec![],
+        sa: vec![1.0],
+        sb: vec![],
+        b_recipe: Fp8Recipe::PerToken,
+        c: None,
+    };
+    let (a, b, c) = empty.ops();
+    assert_eq!(
+        hopper_fp8_error_bound(&a, &b, c, OutDtype::F32).unwrap(),
+        Vec::<f64>::new()
+    );
 }
