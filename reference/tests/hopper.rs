@@ -310,6 +310,22 @@ impl Problem {
     }
 }
 
+/// One output element over all-ones codes: K = `k`, per-token scales `sa` and `sb` in
+/// every 128-K block, an optional C.
+fn ones(k: usize, sa: f32, sb: f32, c: Option<f32>) -> Problem {
+    Problem {
+        m: 1,
+        n: 1,
+        k,
+        a: vec![c8(1.0); k],
+        b: vec![c8(1.0); k],
+        sa: vec![sa; k.div_ceil(128)],
+        sb: vec![sb; k.div_ceil(128)],
+        b_recipe: Fp8Recipe::PerToken,
+        c: c.map(|c| vec![c]),
+    }
+}
+
 /// Same-sign data, K = 7168, unit scales: values in [0.5, 2).
 fn same_sign_7168() -> Problem {
     let (m, n, k) = (4, 4, 7168);
@@ -711,17 +727,7 @@ fn bound_of_a_unit_block_is_the_derived_value() {
         (p2(50), None),
         (p2(50), Some(-3e32)),
     ] {
-        let p = Problem {
-            m: 1,
-            n: 1,
-            k: 128,
-            a: vec![c8(1.0); 128],
-            b: vec![c8(1.0); 128],
-            sa: vec![s_each],
-            sb: vec![s_each],
-            b_recipe: Fp8Recipe::PerToken,
-            c: c.map(|c| vec![c]),
-        };
+        let p = ones(128, s_each, s_each, c);
         let s = s_each as f64 * s_each as f64;
         let (x, cv) = (128.0, c.unwrap_or(0.0) as f64);
         let mut want = s * e_blk
@@ -773,17 +779,7 @@ fn bf16_step_keeps_an_infinite_accumulator() {
 /// codes over K = 256 (two uniform blocks) give 256 · 0.5 · 0.25 = 32, as the promoted model.
 #[test]
 fn no_promotion_scales_the_single_accumulator() {
-    let p = Problem {
-        m: 1,
-        n: 1,
-        k: 256,
-        a: vec![c8(1.0); 256],
-        b: vec![c8(1.0); 256],
-        sa: vec![0.5; 2],
-        sb: vec![0.25; 2],
-        b_recipe: Fp8Recipe::PerToken,
-        c: None,
-    };
+    let p = ones(256, 0.5, 0.25, None);
     assert_eq!(p.model(false), vec![32.0]);
     assert_eq!(p.model(true), vec![32.0]);
 }
@@ -791,17 +787,7 @@ fn no_promotion_scales_the_single_accumulator() {
 /// NaN × NaN in one product is NaN (not cancelled), and an empty output has an empty bound.
 #[test]
 fn nan_times_nan_and_empty_bounds() {
-    let mut p = Problem {
-        m: 1,
-        n: 1,
-        k: 128,
-        a: vec![c8(1.0); 128],
-        b: vec![c8(1.0); 128],
-        sa: vec![1.0],
-        sb: vec![1.0],
-        b_recipe: Fp8Recipe::PerToken,
-        c: None,
-    };
+    let mut p = ones(128, 1.0, 1.0, None);
     p.a[5] = 0x7F;
     p.b[5] = 0x7F;
     assert!(p.model(true)[0].is_nan());
