@@ -308,18 +308,12 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
         let one_wave = BLOCK_N_CANDIDATES
             .iter()
             .copied()
-            .find(|&bn| tiles(bn) <= sms)
-            .filter(|&bn| 4 * tiles(bn) >= 3 * sms);
-        let bn = if let Some(bn) = one_wave {
-            bn
-        } else if n.saturating_mul(k) >= 32 << 20 {
-            128
-        } else {
-            BLOCK_N_CANDIDATES
-                .iter()
-                .copied()
-                .find(|&bn| bn <= 128 && tiles(bn) <= sms)
-                .unwrap_or(128)
+            .find(|&bn| tiles(bn) <= sms);
+        let bn = match one_wave {
+            Some(bn) if 4 * tiles(bn) >= 3 * sms => bn,
+            _ if n.saturating_mul(k) >= 32 << 20 => 128,
+            Some(bn) if bn <= 128 => bn,
+            _ => 128,
         };
         return Fp8GemmConfig::new(64, bn);
     }
