@@ -66,7 +66,7 @@ run_report() {
 # SCALEGEMM_KERNEL_DEFINES and must make the GPU suite fail. The filter selects one trial
 # that runs 10 configurations (both epilogues, CTA pairs, pipelined) on 200x328x400;
 # PLANT_FILTER overrides it.
-PLANTS="PLANT_SCALE_ROW PLANT_DROP_LAST_KBLOCK PLANT_SKIP_LAST_N_TILE PLANT_SB_NEIGHBOUR PLANT_B_KBLOCK_OFF_BY_ONE PLANT_WRONG_SWIZZLE PLANT_STORE_NO_SWIZZLE"
+PLANTS="PLANT_SCALE_ROW PLANT_DROP_LAST_KBLOCK PLANT_SKIP_LAST_N_TILE PLANT_SB_NEIGHBOUR PLANT_B_KBLOCK_OFF_BY_ONE PLANT_WRONG_SWIZZLE PLANT_STORE_NO_SWIZZLE PLANT_SB_BOUNDARY"
 run_plant() {
     local filter="${PLANT_FILTER:-TMA store = direct stores: 200x328x400}"
     echo "== planted bugs (filter: $filter)"

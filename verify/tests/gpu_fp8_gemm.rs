@@ -85,6 +85,10 @@ fn main() {
         "every kernel configuration on one shape".into(),
         Box::new(all_configs_case),
     );
+    gpu_trial(
+        "every B-scale block boundary position in a tile (1D2D)".into(),
+        Box::new(sb_boundary_case),
+    );
     for v in Variant::others() {
         gpu_trial(
             format!("every kernel configuration, other variants: {}", v.tag()),

@@ -59,8 +59,8 @@
 #define N_FRAGS (BLOCK_N / 8)
 #define ACC_REGS (BLOCK_N / 2)
 // B-scale blocks (1D2D) one tile can touch: 1 when BLOCK_N divides 128 (tiles never
-// straddle a 128-column boundary), else 2, or 3 above 128 columns.
-#define SB_BLOCKS (128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
+// straddle a 128-column boundary), else 2, or 3 above 128 columns (1D1D: unused, 1).
+#define SB_BLOCKS (SFB_TOKEN || 128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
 // Run-time flags (kernel argument `flags`).
 #define FLAG_TMA_STORE 1u
 
@@ -148,9 +148,6 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
     Ring ring;
     while (sched.next_tile(m_block, n_block)) {
         const u32 n0 = n_block * BLOCK_N;
-        // 1D2D: the tile columns where its second and third B-scale blocks begin (multiples
-        // of 8, as n0 is).
-        const u32 bnd1 = (n0 / 128 + 1) * 128 - n0, bnd2 = bnd1 + 128;
         float final_acc[WAVES][ACC_REGS];
 #pragma unroll
         for (int w = 0; w < WAVES; ++w)
@@ -183,8 +180,10 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         };
 
         // Promotes wave `w` of k-block `kb` held in `acc` (its wgmma complete) from ring
-        // stage `s`, and releases the stage after the last wave.
-        auto finish = [&](float (&fin)[ACC_REGS], float (&acc)[ACC_REGS], u32 kb, u32 s, u32 w, KbScales k) {
+        // stage `s`, and releases the stage after the last wave. `bnd`: U32c of the tile
+        // column where its second B-scale block begins (1D2D; `with_sb_boundary`).
+        auto finish = [&](auto bnd, float (&fin)[ACC_REGS], float (&acc)[ACC_REGS], u32 kb, u32 s, u32 w,
+                          KbScales k) {
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
 #ifdef PLANT_DROP_LAST_KBLOCK  // planted bug (verification only): the last k-block is lost
@@ -202,67 +201,71 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 if (!PIPE) b_products(k, s);
                 // The stage is released before promoting, so the producer refills it sooner.
                 if (w == WAVES - 1) release_stage(empty, s, lane);
-                promote_1d2d(fin, acc, k.p0, k.p1, bnd1, bnd2);
+                promote_1d2d<decltype(bnd)::value>(fin, acc, k.p0, k.p1);
             }
         };
 
+        // The k-loop, instantiated per position of the tile's B-scale block boundary
+        // (1D2D: tile column (n0/128 + 1)·128 − n0; once per tile, see promote.cuh).
+        with_sb_boundary((n0 / 128 + 1) * 128 - n0, [&](auto bnd) {
 #if PIPE
-        // Two partial tiles: block kb+1's wgmma run while block kb is promoted. The loop is
-        // unrolled by two so each register set is named statically, and every path states
-        // which set is in flight (ptxas serialises all wgmma if it cannot prove that no
-        // in-flight accumulator is touched).
-        float acc0[ACC_REGS], acc1[ACC_REGS];
-        u32 s_cur = ring.stage;
-        const u32 row = sfa_row(0);
-        mbar_wait(&full[s_cur], ring.phase);
-        KbScales k_cur = load_scales(s_cur, row);
-        issue_kblock(acc0, smem, s_cur, a_row(0));
-        ring.advance();
-        // Block kb is in flight in `cur`: issue block kb+1 into `nxt`, then finish kb.
-        auto overlap = [&](float (&cur)[ACC_REGS], float (&nxt)[ACC_REGS], u32 kb) {
-            const u32 s_nxt = ring.stage;
-            mbar_wait(&full[s_nxt], ring.phase);
-            const KbScales k_nxt = load_scales(s_nxt, row);
-            issue_kblock(nxt, smem, s_nxt, a_row(0));
+            // Two partial tiles: block kb+1's wgmma run while block kb is promoted. The loop is
+            // unrolled by two so each register set is named statically, and every path states
+            // which set is in flight (ptxas serialises all wgmma if it cannot prove that no
+            // in-flight accumulator is touched).
+            float acc0[ACC_REGS], acc1[ACC_REGS];
+            u32 s_cur = ring.stage;
+            const u32 row = sfa_row(0);
+            mbar_wait(&full[s_cur], ring.phase);
+            KbScales k_cur = load_scales(s_cur, row);
+            issue_kblock(acc0, smem, s_cur, a_row(0));
             ring.advance();
-            wgmma_wait<1>();
-            finish(final_acc[0], cur, kb, s_cur, 0, k_cur);
-            k_cur = k_nxt;
-            s_cur = s_nxt;
-        };
-        for (u32 kb = 0;; kb += 2) {
-            // acc0 holds block kb, in flight.
-            if (kb + 1 >= num_kb) {
-                wgmma_wait<0>();
-                finish(final_acc[0], acc0, kb, s_cur, 0, k_cur);
-                break;
+            // Block kb is in flight in `cur`: issue block kb+1 into `nxt`, then finish kb.
+            auto overlap = [&](float (&cur)[ACC_REGS], float (&nxt)[ACC_REGS], u32 kb) {
+                const u32 s_nxt = ring.stage;
+                mbar_wait(&full[s_nxt], ring.phase);
+                const KbScales k_nxt = load_scales(s_nxt, row);
+                issue_kblock(nxt, smem, s_nxt, a_row(0));
+                ring.advance();
+                wgmma_wait<1>();
+                finish(bnd, final_acc[0], cur, kb, s_cur, 0, k_cur);
+                k_cur = k_nxt;
+                s_cur = s_nxt;
+            };
+            for (u32 kb = 0;; kb += 2) {
+                // acc0 holds block kb, in flight.
+                if (kb + 1 >= num_kb) {
+                    wgmma_wait<0>();
+                    finish(bnd, final_acc[0], acc0, kb, s_cur, 0, k_cur);
+                    break;
+                }
+                overlap(acc0, acc1, kb);
+                // acc1 holds block kb + 1, in flight.
+                if (kb + 2 >= num_kb) {
+                    wgmma_wait<0>();
+                    finish(bnd, final_acc[0], acc1, kb + 1, s_cur, 0, k_cur);
+                    break;
+                }
+                overlap(acc1, acc0, kb + 1);
             }
-            overlap(acc0, acc1, kb);
-            // acc1 holds block kb + 1, in flight.
-            if (kb + 2 >= num_kb) {
-                wgmma_wait<0>();
-                finish(final_acc[0], acc1, kb + 1, s_cur, 0, k_cur);
-                break;
-            }
-            overlap(acc1, acc0, kb + 1);
-        }
 #else
-        for (u32 kb = 0; kb < num_kb; ++kb) {
-            const u32 s = ring.stage;
-            mbar_wait(&full[s], ring.phase);
-            KbScales k[WAVES];
+            for (u32 kb = 0; kb < num_kb; ++kb) {
+                const u32 s = ring.stage;
+                mbar_wait(&full[s], ring.phase);
+                KbScales k[WAVES];
 #pragma unroll
-            for (u32 w = 0; w < WAVES; ++w) k[w] = load_scales(s, sfa_row(w));
+                for (u32 w = 0; w < WAVES; ++w) k[w] = load_scales(s, sfa_row(w));
 #pragma unroll
-            for (u32 w = 0; w < WAVES; ++w) {
-                float acc[ACC_REGS];
-                issue_kblock(acc, smem, s, a_row(w));
-                wgmma_wait<0>();
-                finish(final_acc[w], acc, kb, s, w, k[w]);
+                for (u32 w = 0; w < WAVES; ++w) {
+                    float acc[ACC_REGS];
+                    issue_kblock(acc, smem, s, a_row(w));
+                    wgmma_wait<0>();
+                    finish(bnd, final_acc[w], acc, kb, s, w, k[w]);
+                }
+                ring.advance();
             }
-            ring.advance();
-        }
 #endif
+        });
 
         const u32 m0 = m_block * BLOCK_M;
 #ifdef PLANT_SKIP_LAST_N_TILE  // planted bug (verification only): the last N tile is not stored

@@ -44,6 +44,9 @@ impl KernelSpec {
             .map(|(k, v)| format!("-D{k}={v}"))
             .collect();
         o.extend(extra_defines().iter().map(|d| format!("-D{d}")));
+        // Unannotated functions are device functions (there is no host code here): the
+        // kernels' generic lambdas (e.g. `with_sb_boundary` in gemm/promote.cuh) need it.
+        o.push("--device-as-default-execution-space".into());
         o.push("--ptxas-options=-v".into());
         o
     }

@@ -1022,6 +1022,49 @@ pub fn all_configs_case() -> TestResult {
     configs_on_awkward_shapes(Variant::DEFAULT, &all_configs())
 }
 
+/// Every position of a B-scale block boundary inside a tile (1D2D). A tile starts at
+/// column j·BLOCK_N, so when BLOCK_N does not divide 128 the next 128-column boundary falls
+/// at one of 128/gcd(BLOCK_N, 128) positions, and the kernel's promotion is compiled once
+/// per position (`with_sb_boundary`, kernels/cuda/gemm/promote.cuh). For each such config
+/// of `all_configs()`: 200×N×256 with N = P·BLOCK_N + 5 (P positions, plus a partial last
+/// tile; one more block for CTA pairs, which need an even number of N-blocks).
+pub fn sb_boundary_case() -> TestResult {
+    let dev = dev()?;
+    let mut ran = 0;
+    for cfg in all_configs() {
+        let bn = cfg.block_n as usize;
+        if 128 % bn == 0 {
+            continue;
+        }
+        let positions = 128 / gcd(bn, 128);
+        let blocks = if cfg.cluster == 2 && (positions + 1) % 2 == 1 {
+            positions + 1
+        } else {
+            positions
+        };
+        let case = Case::of(Variant::DEFAULT, 200, blocks * bn + 5, 256);
+        let p = problem(&case)?;
+        let u = upload(dev, &p)?;
+        let d = run_gpu(dev, &p, &u, Some(cfg))
+            .map_err(|e| format!("{} on {}: {e}", cfg_name(&cfg), case.name))?;
+        check(&p, &d).map_err(|e| format!("{} on {}: {e}", cfg_name(&cfg), case.name))?;
+        ran += 1;
+    }
+    if ran == 0 {
+        return Err("no config with a BLOCK_N that does not divide 128".into());
+    }
+    eprintln!("  {ran} configs, every boundary position");
+    Ok(())
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// The configurations the other variants run: both BLOCK_M, BLOCK_N small, odd (not a
 /// power of two) and large (16, 48, 112, 128, 144, 192), CTA pairs, pipelined promotion
 /// (single and paired).
