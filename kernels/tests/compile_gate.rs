@@ -1,5 +1,5 @@
 //! The offline compile gate (no GPU needed): every kernel the library picks by itself
-//! (every tile `config::choose` can return × every `Fp8Variant`), every tile of
+//! (every tile `config::choose_for` can return, for every `Fp8Variant`), every tile of
 //! `all_configs` (forced configs, CTA pairs, pipelined) in the BF16 1D2D variant, and the
 //! scale transform compile with NVRTC to an sm_90a CUBIN; GEMM kernels use no local memory
 //! (stack frame or spills) and their SASS contains `QGMMA` (FP8 wgmma).
@@ -10,7 +10,7 @@
 //! unless `SCALEGEMM_REQUIRE_NVRTC=1` (set by `.ci/run`), which makes them fail.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use scalegemm::gemm::config::{all_configs, chosen_configs, Fp8Variant};
+use scalegemm::gemm::config::{all_configs, chosen_configs_for, Fp8Variant};
 use scalegemm::runtime::{jit, nvrtc, KernelSpec};
 
 fn cuobjdump_available() -> bool {
@@ -108,9 +108,9 @@ fn main() {
         .into_iter()
         .map(|c| (c.spec(Fp8Variant::BF16_1D2D), true))
         .collect();
-    for c in chosen_configs() {
-        for v in Fp8Variant::all() {
-            if v != Fp8Variant::BF16_1D2D {
+    for v in Fp8Variant::all() {
+        if v != Fp8Variant::BF16_1D2D {
+            for c in chosen_configs_for(v) {
                 specs.push((c.spec(v), true));
             }
         }

@@ -278,12 +278,22 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   grows with BLOCK_N: 128×2112×7168 takes 14.0 µs with 64×32, 19.3 with 64×128).
 /// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved in
 ///   one process: 1134–1203 TFLOPS at 4096×4096×7168 against 950–974 without pipelining,
-///   1016–1062 in CTA pairs, 937 with 256-row tiles; the same order at 4096×7168×16384,
-///   8192³ and 4096×24576×1536; 112-, 144-, 160- and 176-column tiles were slower at
-///   4096×2112×7168), unless another BLOCK_N of [`LARGE_M_BLOCK_N`] fills the
-///   waves over `sms` SMs more than 15 % better (wider tiles were slower, and spill with an
-///   FP32 C).
+///   1016–1062 in CTA pairs, 937 with 256-row tiles; 4096×24576×1536: 1111–1178 against
+///   1082–1088 with 128×176 and 727 with 256×128), unless another BLOCK_N of
+///   [`LARGE_M_BLOCK_N`] fills the waves over `sms` SMs more than 15 % better: the wider
+///   non-pipelined tiles run at 0.9–1.0× its rate on full waves (4096×4096×7168: 128×176
+///   1150–1154, 128×128p 1229–1275), and win where they balance the waves (4096×2112×7168:
+///   544 tiles of 128×128 are 4.1 waves, 384 of 128×176 are 2.9: 1163–1176 against
+///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805).
+///
+/// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
+    choose_for(Fp8Variant::BF16_1D2D, m, n, k, sms)
+}
+
+/// [`choose`] for variant `v`: as for BF16 1D2D, except that with an FP32 `C`
+/// ([`Fp8Variant::with_c`]) 128-row tiles are at most [`MAX_BLOCK_N_WITH_C`] wide.
+pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
     if m > 64 && m <= 128 {
         let medium = MEDIUM_M_BLOCK_N
@@ -323,43 +333,72 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
         tiles as f64 / (waves * sms) as f64
     };
     let base = score(128);
-    let best = LARGE_M_BLOCK_N
-        .iter()
-        .copied()
+    let best = large_m_block_n(v)
         // Equal fills: the smaller BLOCK_N (less padding computed).
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
-    Fp8GemmConfig::new(128, best).with_pipeline(best <= MAX_PIPELINED_BLOCK_N)
+    let cfg = Fp8GemmConfig::new(128, best).with_pipeline(best <= MAX_PIPELINED_BLOCK_N);
+    let paired = cfg.with_cluster(2);
+    if best > PAIRED_ABOVE_BLOCK_N && paired.supports(m, n) {
+        paired
+    } else {
+        cfg
+    }
 }
 
-/// BLOCK_N values [`choose`] considers for M > 128 (each with 128-row tiles).
-pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144];
+/// 128-row tiles wider than this run as CTA pairs sharing A ([`Fp8GemmConfig::cluster`])
+/// when their N-blocks pair up (measured in alternating processes, three rounds:
+/// 4096×2112×7168 with 128×176 tiles 1209–1213 TFLOPS in pairs, 1164–1172 single;
+/// 4096×576×7168 with 128×144 tiles 1085–1086 in pairs, 1084–1091 single).
+pub const PAIRED_ABOVE_BLOCK_N: u32 = 144;
+
+/// BLOCK_N values [`choose`] considers for M > 128 (each with 128-row tiles, pipelined up
+/// to [`MAX_PIPELINED_BLOCK_N`]).
+pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144, 160, 176, 192];
+
+/// Widest 128-row tile [`choose_for`] gives a variant with an FP32 `C`: the 1D2D kernel
+/// with C spills above it (160–192 columns: 20 bytes, ptxas).
+pub const MAX_BLOCK_N_WITH_C: u32 = 144;
+
+/// [`LARGE_M_BLOCK_N`] as variant `v` may use it.
+fn large_m_block_n(v: Fp8Variant) -> impl Iterator<Item = u32> {
+    let max = if v.with_c {
+        MAX_BLOCK_N_WITH_C
+    } else {
+        u32::MAX
+    };
+    LARGE_M_BLOCK_N.iter().copied().filter(move |&bn| bn <= max)
+}
 
 /// BLOCK_N values [`choose`] considers for 64 < M ≤ 128 (128-row tiles, pipelined).
 pub const MEDIUM_M_BLOCK_N: &[u32] = &[64, 96, 128];
 
-/// Every tile configuration [`choose`] can return (the compile gate builds each in every
-/// [`Fp8Variant`]).
-pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
+/// Every tile configuration [`choose_for`] can return for variant `v` (the compile gate
+/// builds each).
+pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
     let small = BLOCK_N_CANDIDATES
         .iter()
         .map(|&bn| Fp8GemmConfig::new(64, bn));
-    let large = LARGE_M_BLOCK_N
+    let large = large_m_block_n(v).flat_map(|bn| {
+        let c = Fp8GemmConfig::new(128, bn).with_pipeline(bn <= MAX_PIPELINED_BLOCK_N);
+        let pairs = (bn > PAIRED_ABOVE_BLOCK_N).then(|| c.with_cluster(2));
+        std::iter::once(c).chain(pairs)
+    });
+    let medium = MEDIUM_M_BLOCK_N
         .iter()
-        .map(|&bn| Fp8GemmConfig::new(128, bn));
-    let mut v: Vec<_> = small.chain(large).collect();
-    v.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
-    v.extend(
-        BLOCK_N_CANDIDATES
-            .iter()
-            .filter(|&&bn| {
-                bn <= MAX_PIPELINED_BLOCK_N
-                    && (LARGE_M_BLOCK_N.contains(&bn) || MEDIUM_M_BLOCK_N.contains(&bn))
-            })
-            .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true)),
-    );
-    v
+        .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true));
+    let mut out: Vec<_> = small.chain(large).chain(medium).collect();
+    out.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(*c));
+    out
+}
+
+/// Every tile configuration [`choose`] can return (BF16 1D2D; [`chosen_configs_for`] per
+/// variant).
+pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
+    chosen_configs_for(Fp8Variant::BF16_1D2D)
 }
 
 /// Every tile configuration the kernels are built and tested in: [`chosen_configs`], CTA
@@ -393,15 +432,20 @@ mod tests {
     #[test]
     fn every_choice_is_in_all_configs_and_fits() {
         let all = all_configs();
-        let chosen = chosen_configs();
-        for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
-            for &n in &[1, 16, 33, 576, 2112, 4096, 7168, 24576, 32768] {
-                let c = choose(m, n, 7168, 132);
-                assert!(chosen.contains(&c), "{c:?}");
-                assert!(c.supports(m, n), "{c:?} for {m}x{n}");
+        for v in Fp8Variant::all() {
+            let chosen = chosen_configs_for(v);
+            for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
+                for &n in &[1, 16, 33, 576, 1408, 2112, 4096, 7168, 24576, 32768] {
+                    let c = choose_for(v, m, n, 7168, 132);
+                    assert!(chosen.contains(&c), "{c:?} for {v:?}");
+                    assert!(c.supports(m, n), "{c:?} for {m}x{n}");
+                    if v.with_c && c.block_m == 128 {
+                        assert!(c.block_n <= MAX_BLOCK_N_WITH_C, "{c:?} for {v:?}");
+                    }
+                }
             }
+            assert!(chosen.iter().all(|c| all.contains(c)));
         }
-        assert!(chosen.iter().all(|c| all.contains(c)));
         for c in &all {
             for v in Fp8Variant::all() {
                 assert!(
@@ -443,6 +487,21 @@ mod tests {
             Fp8GemmConfig::new(128, 128).with_pipeline(true)
         );
         assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
+        // 4096x2112: 544 tiles of 128x128 are 4.1 waves; 384 of 128x176, 2.9 (in pairs:
+        // 12 N-blocks); an odd number of N-blocks runs single CTAs (3072x736: 5 of 160).
+        assert_eq!(
+            choose(4096, 2112, 7168, 132),
+            Fp8GemmConfig::new(128, 176).with_cluster(2)
+        );
+        assert_eq!(choose(3072, 736, 7168, 132), Fp8GemmConfig::new(128, 160));
+        // With an FP32 C at most 144 columns (wider tiles spill).
+        let with_c = Fp8Variant {
+            out: OutDtype::F32,
+            with_c: true,
+            ..Fp8Variant::BF16_1D2D
+        };
+        assert_eq!(choose_for(with_c, 4096, 2112, 7168, 132).block_n, 128);
+        assert_eq!(choose_for(with_c, 4096, 576, 7168, 132).block_n, 144);
     }
 
     #[test]

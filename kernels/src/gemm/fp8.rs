@@ -103,7 +103,12 @@ pub fn fp8_gemm_nt<T: Fp8Out>(
     b: &Fp8Operand,
     d: &mut MatrixMut<T>,
 ) -> Result<(), Error> {
-    let cfg = config::choose(a.rows(), b.rows(), a.k(), dev.usable_sms());
+    let v = Fp8Variant {
+        b_recipe: b.recipe(),
+        out: T::DTYPE,
+        with_c: false,
+    };
+    let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
     run(dev, a, b, Accumulate::No, d, cfg)
 }
 
@@ -121,7 +126,12 @@ pub fn fp8_gemm_nt_acc(
     c: Accumulate,
     d: &mut MatrixMut<f32>,
 ) -> Result<(), Error> {
-    let cfg = config::choose(a.rows(), b.rows(), a.k(), dev.usable_sms());
+    let v = Fp8Variant {
+        b_recipe: b.recipe(),
+        out: OutDtype::F32,
+        with_c: !matches!(c, Accumulate::No),
+    };
+    let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
     run(dev, a, b, c, d, cfg)
 }
 
