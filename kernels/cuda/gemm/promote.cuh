@@ -15,8 +15,8 @@
 // block, which begins at tile column BND1 (j = 1) or BND1 + 128 (j = 2). BND1 is a
 // multiple of 8 in (0, 128], so a fragment never straddles two blocks; it is a template
 // argument (see `with_sb_boundary`) so each fragment's scale is fixed at compile time: a
-// run-time boundary cost two FSEL and one ISETP per fragment, more than doubling the
-// promotion of 144–192-column tiles.
+// run-time boundary cost up to two ISETP and four FSEL per fragment (128×176: 44 and 80 for
+// 22 fragments, next to 88 FFMA), more than doubling the promotion of 144–192-column tiles.
 template <u32 BND1>
 SG_DEVICE void promote_1d2d(float (&fin)[ACC_REGS], const float (&acc)[ACC_REGS], const float (&p0)[SB_BLOCKS],
                             const float (&p1)[SB_BLOCKS]) {

@@ -284,7 +284,10 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   non-pipelined tiles run at 0.9–1.0× its rate on full waves (4096×4096×7168: 128×176
 ///   1150–1154, 128×128p 1229–1275), and win where they balance the waves (4096×2112×7168:
 ///   544 tiles of 128×128 are 4.1 waves, 384 of 128×176 are 2.9: 1163–1176 against
-///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805).
+///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805). Tiles up
+///   to [`MAX_PIPELINED_BLOCK_N`] columns are pipelined; wider ones are not (registers),
+///   and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as CTA pairs sharing A when the
+///   N-blocks pair up (4096×2112×7168: 128×176 pairs).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -357,8 +360,10 @@ pub const PAIRED_ABOVE_BLOCK_N: u32 = 144;
 /// to [`MAX_PIPELINED_BLOCK_N`]).
 pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144, 160, 176, 192];
 
-/// Widest 128-row tile [`choose_for`] gives a variant with an FP32 `C`: the 1D2D kernel
-/// with C spills above it (160–192 columns: 20 bytes, ptxas).
+/// Widest 128-row tile [`choose_for`] gives a variant with an FP32 `C`: the kernels with C
+/// spill above it (ptxas: 1D2D at 160–192 columns, 20 bytes; 1D1D at 192, 16 bytes).
+/// [`Fp8GemmConfig::supports`] still accepts those tiles for a forced config: they compute
+/// the same result, slower.
 pub const MAX_BLOCK_N_WITH_C: u32 = 144;
 
 /// [`LARGE_M_BLOCK_N`] as variant `v` may use it.

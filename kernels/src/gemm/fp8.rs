@@ -69,7 +69,8 @@ pub enum Accumulate<'x, 'a> {
     InPlace,
 }
 
-/// `D = A · Bᵀ` on `dev`'s stream, with the tile [`config::choose`] picks.
+/// `D = A · Bᵀ` on `dev`'s stream, with the tile [`config::choose_for`] picks for its
+/// variant.
 ///
 /// - `a`: E4M3 `[M, K]` K-major, [`Fp8Recipe::PerToken`] scales (1×128, FP32);
 /// - `b`: E4M3 `[N, K]` K-major, [`Fp8Recipe::PerBlock`] scales (128×128, FP32: the

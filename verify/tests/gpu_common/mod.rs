@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use scalegemm::cudarc::driver::CudaSlice;
-use scalegemm::gemm::config::all_configs;
+use scalegemm::gemm::config::{all_configs, MAX_BLOCK_N_WITH_C};
 use scalegemm::{
     Accumulate, Device, Fp8GemmConfig, Fp8Operand as GpuOp, Fp8Recipe as GpuRecipe, Fp8Scales,
     Matrix, MatrixMut,
@@ -1025,37 +1025,58 @@ pub fn all_configs_case() -> TestResult {
 /// Every position of a B-scale block boundary inside a tile (1D2D). A tile starts at
 /// column j·BLOCK_N, so when BLOCK_N does not divide 128 the next 128-column boundary falls
 /// at one of 128/gcd(BLOCK_N, 128) positions, and the kernel's promotion is compiled once
-/// per position (`with_sb_boundary`, kernels/cuda/gemm/promote.cuh). For each such config
-/// of `all_configs()`: 200×N×256 with N = P·BLOCK_N + 5 (P positions, plus a partial last
-/// tile; one more block for CTA pairs, which need an even number of N-blocks).
+/// per position (`with_sb_boundary`, kernels/cuda/gemm/promote.cuh). BF16 output: every such
+/// config of `all_configs()`; the FP32 1D2D variants (compiled separately): a subset of
+/// [`SB_BOUNDARY_SUBSET`] (at most 144 columns with C, as `choose_for`). Each on 200×N×256
+/// with N = P·BLOCK_N + 5 (P positions, plus a partial last tile; one more block for CTA
+/// pairs, which need an even number of N-blocks).
 pub fn sb_boundary_case() -> TestResult {
     let dev = dev()?;
-    let mut ran = 0;
-    for cfg in all_configs() {
-        let bn = cfg.block_n as usize;
-        if 128 % bn == 0 {
+    let mut runs: Vec<(Variant, Fp8GemmConfig)> = Vec::new();
+    for v in Variant::others() {
+        if v.b != GpuRecipe::PerBlock {
             continue;
         }
+        for cfg in parse_configs(SB_BOUNDARY_SUBSET)? {
+            if v.c == CMode::None || cfg.block_n <= MAX_BLOCK_N_WITH_C {
+                runs.push((v, cfg));
+            }
+        }
+    }
+    runs.extend(
+        all_configs()
+            .into_iter()
+            .filter(|c| 128 % c.block_n != 0)
+            .map(|c| (Variant::DEFAULT, c)),
+    );
+    if runs.is_empty() {
+        return Err("no config with a BLOCK_N that does not divide 128".into());
+    }
+    for &(v, cfg) in &runs {
+        let bn = cfg.block_n as usize;
         let positions = 128 / gcd(bn, 128);
         let blocks = if cfg.cluster == 2 && (positions + 1) % 2 == 1 {
             positions + 1
         } else {
             positions
         };
-        let case = Case::of(Variant::DEFAULT, 200, blocks * bn + 5, 256);
+        let case = Case::of(v, 200, blocks * bn + 5, 256);
         let p = problem(&case)?;
         let u = upload(dev, &p)?;
-        let d = run_gpu(dev, &p, &u, Some(cfg))
-            .map_err(|e| format!("{} on {}: {e}", cfg_name(&cfg), case.name))?;
-        check(&p, &d).map_err(|e| format!("{} on {}: {e}", cfg_name(&cfg), case.name))?;
-        ran += 1;
+        let what = || format!("{} on {}", cfg_name(&cfg), case.name);
+        let d = run_gpu(dev, &p, &u, Some(cfg)).map_err(|e| format!("{}: {e}", what()))?;
+        check(&p, &d).map_err(|e| format!("{}: {e}", what()))?;
     }
-    if ran == 0 {
-        return Err("no config with a BLOCK_N that does not divide 128".into());
-    }
-    eprintln!("  {ran} configs, every boundary position");
+    eprintln!(
+        "  {} config/variant pairs, every boundary position",
+        runs.len()
+    );
     Ok(())
 }
+
+/// Configurations [`sb_boundary_case`] runs in the FP32 1D2D variants: BLOCK_N 48, 112
+/// (pipelined), 144, 176 (paired, as `choose` picks it) and 192.
+pub const SB_BOUNDARY_SUBSET: &[&str] = &["64x48", "128x112p", "128x144", "128x176c2", "128x192"];
 
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
