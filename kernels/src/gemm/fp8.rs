@@ -104,11 +104,7 @@ pub fn fp8_gemm_nt<T: Fp8Out>(
     b: &Fp8Operand,
     d: &mut MatrixMut<T>,
 ) -> Result<(), Error> {
-    let v = Fp8Variant {
-        b_recipe: b.recipe(),
-        out: T::DTYPE,
-        with_c: false,
-    };
+    let v = variant::<T>(b, &Accumulate::No);
     let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
     run(dev, a, b, Accumulate::No, d, cfg)
 }
@@ -127,11 +123,7 @@ pub fn fp8_gemm_nt_acc(
     c: Accumulate,
     d: &mut MatrixMut<f32>,
 ) -> Result<(), Error> {
-    let v = Fp8Variant {
-        b_recipe: b.recipe(),
-        out: OutDtype::F32,
-        with_c: !matches!(c, Accumulate::No),
-    };
+    let v = variant::<f32>(b, &c);
     let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
     run(dev, a, b, c, d, cfg)
 }
@@ -298,6 +290,15 @@ fn slab(block_n: u32) -> (u32, TmaSwizzle) {
     }
 }
 
+/// The kernel variant computing into `T` with B's recipe and C as given.
+fn variant<T: Fp8Out>(b: &Fp8Operand, c: &Accumulate) -> Fp8Variant {
+    Fp8Variant {
+        b_recipe: b.recipe(),
+        out: T::DTYPE,
+        with_c: !matches!(c, Accumulate::No),
+    }
+}
+
 fn run<T: Fp8Out>(
     dev: &Device,
     a: &Fp8Operand,
@@ -313,11 +314,7 @@ fn run<T: Fp8Out>(
             "{cfg:?} cannot run a {m}×{n} output (see Fp8GemmConfig::supports)"
         )));
     }
-    let variant = Fp8Variant {
-        b_recipe: b.recipe(),
-        out: T::DTYPE,
-        with_c: !matches!(c, Accumulate::No),
-    };
+    let variant = variant::<T>(b, &c);
     if m == 0 || n == 0 {
         return Ok(());
     }
