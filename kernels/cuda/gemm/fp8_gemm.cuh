@@ -61,6 +61,21 @@
 // B-scale blocks (1D2D) one tile can touch: 1 when BLOCK_N divides 128 (tiles never
 // straddle a 128-column boundary), else 2, or 3 above 128 columns (1D1D: unused, 1).
 #define SB_BLOCKS (SFB_TOKEN || 128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
+// 1D2D scale products formed when a stage is read (their latency overlaps the wgmma), not
+// after the wait: only with PIPE and at most 128 columns, where the registers leave room
+// (holding them made 176/192-column tiles spill, and 144-column pipelined tiles too).
+#define EARLY_PRODUCTS (PIPE && BLOCK_N <= 128)
+// A's scales read only when promoting (not held while the next k-block's wgmma run): the
+// 144-column pipelined tile has three 72-register accumulator sets and no room for them.
+#define LATE_A_SCALES (PIPE && BLOCK_N > 128)
+// Registers per thread after `setmaxnreg` with two math warpgroups: the CTA holds the 384 ×
+// 168 registers it was launched with (ptxas' cap under __launch_bounds__(384, 1)), and the
+// producer warpgroup hands all but PRODUCER_REGS to the math ones. `setmaxnreg.inc` waits
+// for free registers, so asking for more than the CTA holds hangs (240 + 32 did).
+#define MATH_REGS 232
+#define PRODUCER_REGS 40
+static_assert(NUM_MATH_WG == 1 || (NUM_MATH_WG * MATH_REGS + PRODUCER_REGS) * 128 <= NUM_THREADS * 168,
+              "setmaxnreg: more registers than the CTA holds");
 // Run-time flags (kernel argument `flags`).
 #define FLAG_TMA_STORE 1u
 
@@ -133,8 +148,8 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                                 u64 ld_c, u32 M, u32 N, u32 num_kb, u32 wg, u32 flags) {
     u32 m_block, n_block;
     // With two math warpgroups the 384 threads share 64K registers: move them from the
-    // producer (40) to the math warpgroups (232). One math warpgroup has 255 already.
-    if (NUM_MATH_WG == 2) warpgroup_reg_alloc<232>();
+    // producer to the math warpgroups (MATH_REGS). One math warpgroup has 255 already.
+    if (NUM_MATH_WG == 2) warpgroup_reg_alloc<MATH_REGS>();
     const u32 lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32;
     // Wave w of this warpgroup: tile rows a_row(w) .. +63; this thread's rows
     // row_in_tile(w) and row_in_tile(w) + 8.
@@ -157,9 +172,9 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         // This thread's scales of one k-block: A's for rows `row`, `row` + 8 and, for 1D2D,
         // their products with the tile's B-scale blocks (1D1D reads B's per column while
         // promoting). A's are read from ring stage `s` as soon as it is full, so their
-        // latency overlaps the wgmma; with PIPE the products too (the register sets then
-        // leave room: without PIPE, holding them across the wgmma made 176/192-column
-        // tiles spill, so they are formed after the wait, in `finish`).
+        // latency overlaps the wgmma, except with LATE_A_SCALES; the products too with
+        // EARLY_PRODUCTS, else they are formed after the wait, in `finish` (both macros
+        // above: holding them costs registers the widest tiles do not have).
         struct KbScales {
             float sa0, sa1, p0[SB_BLOCKS], p1[SB_BLOCKS];
         };
@@ -171,11 +186,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 k.p1[j] = __fmul_rn(k.sa1, sb);
             }
         };
-        auto load_scales = [&](u32 s, u32 row) {
-            KbScales k;
+        auto read_sa = [&](KbScales& k, u32 s, u32 row) {
             k.sa0 = smem_sfa(smem, s)[row];
             k.sa1 = smem_sfa(smem, s)[row + 8];
-            if (PIPE) b_products(k, s);
+        };
+        auto load_scales = [&](u32 s, u32 row) {
+            KbScales k;
+            if (!LATE_A_SCALES) read_sa(k, s, row);
+            if (EARLY_PRODUCTS) b_products(k, s);
             return k;
         };
 
@@ -186,6 +204,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                           KbScales k) {
 #pragma unroll
             for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
+            if (LATE_A_SCALES) read_sa(k, s, sfa_row(w));
 #ifdef PLANT_DROP_LAST_KBLOCK  // planted bug (verification only): the last k-block is lost
             if (kb + 1 == num_kb) {
                 k.sa0 = k.sa1 = 0.0f;
@@ -198,7 +217,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 promote_1d1d(fin, acc, k.sa0, k.sa1, smem_sfb(smem, s), lane);
                 if (w == WAVES - 1) release_stage(empty, s, lane);
             } else {
-                if (!PIPE) b_products(k, s);
+                if (!EARLY_PRODUCTS) b_products(k, s);
                 // The stage is released before promoting, so the producer refills it sooner.
                 if (w == WAVES - 1) release_stage(empty, s, lane);
                 promote_1d2d<decltype(bnd)::value>(fin, acc, k.p0, k.p1);
@@ -332,7 +351,7 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
 
     if (wg == NUM_MATH_WG) {
         // Producer warpgroup: one thread streams the tiles of every k-block of every tile.
-        if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<40>();
+        if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<PRODUCER_REGS>();
         if (threadIdx.x % 128 == 0) {
             Ring ring;
             while (sched.next_tile(m_block, n_block)) {

@@ -18,8 +18,16 @@ pub const BLOCK_N_CANDIDATES: &[u32] = &[16, 32, 48, 64, 80, 96, 112, 128, 144, 
 pub const MAX_STAGES: u32 = 16;
 
 /// Largest BLOCK_N with the pipelined promotion ([`Fp8GemmConfig::pipelined`]) and two
-/// math warpgroups: three accumulator sets of BLOCK_N/2 registers must fit in 232 (255 with one).
-pub const MAX_PIPELINED_BLOCK_N: u32 = 128;
+/// math warpgroups: three accumulator sets of BLOCK_N/2 registers must fit in 232 (255 with
+/// one). At 144 columns (216 accumulator registers) they fit only in the 1D2D kernels, which
+/// then read A's scales when promoting; the 1D1D kernels spill there (ptxas: 24–68 bytes),
+/// so [`choose_for`] pipelines 1D1D tiles only up to [`MAX_PIPELINED_BLOCK_N_1D1D`] columns.
+/// [`Fp8GemmConfig::supports`] accepts forced 1D1D 144-column pipelined tiles: they compute
+/// the same result, slower.
+pub const MAX_PIPELINED_BLOCK_N: u32 = 144;
+
+/// Largest BLOCK_N [`choose_for`] pipelines for a 1D1D variant (see [`MAX_PIPELINED_BLOCK_N`]).
+pub const MAX_PIPELINED_BLOCK_N_1D1D: u32 = 128;
 
 /// Largest BLOCK_N with BLOCK_M 256: a partial and two promoted accumulator sets of
 /// BLOCK_N/2 registers each must fit in 232.
@@ -74,6 +82,9 @@ impl Fp8Variant {
     }
 }
 
+/// N-blocks per rasterisation band unless a config says otherwise ([`Fp8GemmConfig::band`]).
+pub const DEFAULT_BAND: u32 = 8;
+
 /// One tile configuration of the `fp8_gemm` kernel plus its run-time rasterisation band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fp8GemmConfig {
@@ -106,7 +117,7 @@ impl Fp8GemmConfig {
             block_m,
             block_n,
             stages: MAX_STAGES,
-            band: 8,
+            band: DEFAULT_BAND,
             cluster: 1,
             pipelined: false,
             direct_store: false,
@@ -130,6 +141,11 @@ impl Fp8GemmConfig {
             }
             _ => 0,
         }
+    }
+
+    /// This config with `band` N-blocks per rasterisation band (≥ 1).
+    pub fn with_band(self, band: u32) -> Self {
+        Fp8GemmConfig { band, ..self }
     }
 
     /// This config with `cluster` CTAs per cluster.
@@ -235,10 +251,14 @@ impl std::str::FromStr for Fp8GemmConfig {
     type Err = String;
 
     /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster), `p` (pipelined
-    /// promotion) and `d` (direct stores), e.g. `128x128c2p`; stages as
-    /// [`Fp8GemmConfig::new`].
+    /// promotion), `d` (direct stores) and `/B` (B N-blocks per rasterisation band), e.g.
+    /// `128x128c2p` or `128x128p/16`; stages as [`Fp8GemmConfig::new`].
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected BMxBN[cC][p][d], e.g. 128x128c2p");
+        let bad = || format!("`{s}`: expected BMxBN[cC][p][d][/B], e.g. 128x128c2p");
+        let (s, band) = match s.split_once('/') {
+            Some((t, b)) => (t, b.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(bad)?),
+            None => (s, DEFAULT_BAND),
+        };
         let (s1, direct) = match s.strip_suffix('d') {
             Some(b) => (b, true),
             None => (s, false),
@@ -253,7 +273,8 @@ impl std::str::FromStr for Fp8GemmConfig {
         Ok(Fp8GemmConfig::new(parse(m)?, parse(n)?)
             .with_cluster(parse(cluster)?)
             .with_pipeline(pipelined)
-            .with_direct_store(direct))
+            .with_direct_store(direct)
+            .with_band(band))
     }
 }
 
@@ -284,8 +305,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   non-pipelined tiles run at 0.9–1.0× its rate on full waves (4096×4096×7168: 128×176
 ///   1150–1154, 128×128p 1229–1275), and win where they balance the waves (4096×2112×7168:
 ///   544 tiles of 128×128 are 4.1 waves, 384 of 128×176 are 2.9: 1163–1176 against
-///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805). Tiles up
-///   to [`MAX_PIPELINED_BLOCK_N`] columns are pipelined; wider ones are not (registers),
+///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805; pipelined,
+///   1164–1167 against 1100 not). Tiles up to [`MAX_PIPELINED_BLOCK_N`] columns (1D1D:
+///   [`MAX_PIPELINED_BLOCK_N_1D1D`]) are pipelined; wider ones are not (registers),
 ///   and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as CTA pairs sharing A when the
 ///   N-blocks pair up (4096×2112×7168: 128×176 pairs).
 ///
@@ -341,7 +363,7 @@ pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8G
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
-    let cfg = Fp8GemmConfig::new(128, best).with_pipeline(best <= MAX_PIPELINED_BLOCK_N);
+    let cfg = Fp8GemmConfig::new(128, best).with_pipeline(pipelines(v, best));
     let paired = cfg.with_cluster(2);
     if best > PAIRED_ABOVE_BLOCK_N && paired.supports(m, n) {
         paired
@@ -366,6 +388,16 @@ pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144, 160, 176, 192];
 /// the same result, slower.
 pub const MAX_BLOCK_N_WITH_C: u32 = 144;
 
+/// Whether [`choose_for`] pipelines a 128-row tile of `block_n` columns for variant `v`
+/// (registers: [`MAX_PIPELINED_BLOCK_N`], [`MAX_PIPELINED_BLOCK_N_1D1D`]).
+fn pipelines(v: Fp8Variant, block_n: u32) -> bool {
+    let max = match v.b_recipe {
+        Fp8Recipe::PerBlock => MAX_PIPELINED_BLOCK_N,
+        Fp8Recipe::PerToken => MAX_PIPELINED_BLOCK_N_1D1D,
+    };
+    block_n <= max
+}
+
 /// [`LARGE_M_BLOCK_N`] as variant `v` may use it.
 fn large_m_block_n(v: Fp8Variant) -> impl Iterator<Item = u32> {
     let max = if v.with_c {
@@ -386,7 +418,7 @@ pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
         .iter()
         .map(|&bn| Fp8GemmConfig::new(64, bn));
     let large = large_m_block_n(v).flat_map(|bn| {
-        let c = Fp8GemmConfig::new(128, bn).with_pipeline(bn <= MAX_PIPELINED_BLOCK_N);
+        let c = Fp8GemmConfig::new(128, bn).with_pipeline(pipelines(v, bn));
         let pairs = (bn > PAIRED_ABOVE_BLOCK_N).then(|| c.with_cluster(2));
         std::iter::once(c).chain(pairs)
     });
@@ -528,8 +560,17 @@ mod tests {
         assert!(Fp8GemmConfig::new(128, 128)
             .with_pipeline(true)
             .supports(128, 128));
-        assert!(!Fp8GemmConfig::new(128, 144)
+        assert!(Fp8GemmConfig::new(128, 144)
             .with_pipeline(true)
             .supports(128, 144));
+        assert!(!Fp8GemmConfig::new(128, 160)
+            .with_pipeline(true)
+            .supports(128, 160));
+        // 1D2D pipelines 144-column tiles, 1D1D (spilling there) only up to 128.
+        for v in Fp8Variant::all() {
+            let c = choose_for(v, 4096, 576, 7168, 132);
+            assert_eq!((c.block_m, c.block_n), (128, 144), "{v:?}");
+            assert_eq!(c.pipelined, v.b_recipe == Fp8Recipe::PerBlock, "{v:?}");
+        }
     }
 }
