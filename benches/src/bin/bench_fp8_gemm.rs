@@ -9,7 +9,11 @@
 //!    cuBLASLt's (`calc_diff`, max relative error, unwritten elements); `MISMATCH` when
 //!    `calc_diff` > 1e-4 (cuBLASLt's scale layouts would be wrong), `UNWRITTEN` for NaNs.
 //! 2. Timing: 3 warm-up launches, then the median over 7 repeats of 20 back-to-back launches
-//!    between two CUDA events (host API time included, as a caller sees it). "rot" columns:
+//!    between two CUDA events (host API time included, as a caller sees it). Our repeats and
+//!    cuBLASLt's alternate (ours, theirs; theirs, ours; …), so both run from the same power
+//!    state: the H200 is power-limited under this load (its SM clock moved between 750 and
+//!    1965 MHz at 700 W), and a measurement that ran first after a new shape's upload was up
+//!    to 10 % faster than the same one run next. Each has its own D. "rot" columns:
 //!    successive launches cycle through copies of A, B, scales and D totalling ≥ 3× the L2
 //!    (capped at 8 GiB), so inputs come from HBM; when one set already exceeds 2× L2 the
 //!    rotated time is the plain one ("=").
@@ -28,9 +32,10 @@
 //! event waits would otherwise be captured into the graph); the host-time column repeats the
 //! measurement with tracked buffers, which is what a default `scalegemm::Device` user has.
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC] ...] [flags]`: the given
-//! shapes (default: the list above) with the heuristic's tile, or with each given tile
-//! (`cC` = C CTAs per cluster). Flags:
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC][p][/B] ...] [flags]`: the
+//! given shapes (default: the list above) with the heuristic's tile, or with each given tile
+//! (`cC` = C CTAs per cluster, `p` = pipelined promotion, `/B` = B N-blocks per rasterisation
+//! band). Flags:
 //! - `--check`: only the scale-layout check: cuBLASLt blockwise (both operand mappings, both
 //!   128×128 leading dimensions, and deliberately wrong layouts as controls) and our kernel
 //!   against the CPU reference (`scalegemm-reference`, f64) on 256×384×640 (5 K blocks);
@@ -147,6 +152,44 @@ impl Timer {
         Ok(median(times))
     }
 
+    /// [`Timer::launches`] of two GEMMs with their repeats interleaved (a b, b a, a b, …):
+    /// each then runs from the same power and thermal state. The H200 is power-limited
+    /// under FP8 GEMM load (700 W; SM clock 750–1965 MHz, logged with `nvidia-smi -lms 100`,
+    /// 2026-11-30), so whichever of two back-to-back measurements runs first after an idle
+    /// gap (a new shape's upload) ran up to 10 % faster.
+    fn pair(
+        &self,
+        n: usize,
+        mut a: impl FnMut(usize) -> Res<()>,
+        mut b: impl FnMut(usize) -> Res<()>,
+    ) -> Res<(f64, f64)> {
+        for i in 0..WARMUP {
+            a(i)?;
+            b(i)?;
+        }
+        self.s.synchronize()?;
+        let (mut ta, mut tb) = (Vec::with_capacity(REPEATS), Vec::with_capacity(REPEATS));
+        let time = |f: &mut dyn FnMut(usize) -> Res<()>| -> Res<f64> {
+            self.start.record(&self.s)?;
+            for i in 0..n {
+                f(i)?;
+            }
+            self.end.record(&self.s)?;
+            self.end.synchronize()?;
+            Ok(self.start.elapsed_ms(&self.end)? as f64 * 1e3 / n as f64)
+        };
+        for r in 0..REPEATS {
+            if r % 2 == 0 {
+                ta.push(time(&mut a)?);
+                tb.push(time(&mut b)?);
+            } else {
+                tb.push(time(&mut b)?);
+                ta.push(time(&mut a)?);
+            }
+        }
+        Ok((median(ta), median(tb)))
+    }
+
     /// Median over [`REPEATS`] replays of a graph of [`LAUNCHES`] captured `launch(i)`: µs
     /// per kernel without host overhead.
     fn graph(&self, mut launch: impl FnMut(usize) -> Res<()>) -> Res<f64> {
@@ -237,7 +280,7 @@ impl HostSet {
     fn bytes(&self) -> usize {
         let scales =
             self.sfa_tma.len() + self.inp.sfb.len() + self.sfa_lt.len() + self.sfb_lt.len();
-        self.inp.a.len() + self.inp.b.len() + 4 * scales + 2 * self.m * self.n
+        self.inp.a.len() + self.inp.b.len() + 4 * scales + 2 * 2 * self.m * self.n
     }
 
     fn upload(&self, s: &Arc<CudaStream>) -> Res<DevSet> {
@@ -249,6 +292,7 @@ impl HostSet {
             sfa_lt: s.clone_htod(&self.sfa_lt)?,
             sfb_lt: s.clone_htod(&self.sfb_lt)?,
             d: s.alloc_zeros::<bf16>(self.m * self.n)?,
+            d_lt: s.alloc_zeros::<bf16>(self.m * self.n)?,
         })
     }
 }
@@ -261,26 +305,53 @@ struct DevSet {
     sfb: CudaSlice<f32>,
     sfa_lt: CudaSlice<f32>,
     sfb_lt: CudaSlice<f32>,
+    /// Our output.
     d: CudaSlice<bf16>,
+    /// cuBLASLt's output (its own, so both GEMMs can be bound at once: [`Timer::pair`]).
+    d_lt: CudaSlice<bf16>,
 }
 
 /// Our operands bound to one [`DevSet`].
 type Ops<'a> = (Fp8Operand<'a>, Fp8Operand<'a>, MatrixMut<'a, bf16>);
 
 fn ours_ops(set: &mut DevSet, m: usize, n: usize, k: usize) -> Res<Ops<'_>> {
+    Ok(split(set, m, n, k)?.0)
+}
+
+/// cuBLASLt's operands bound to one [`DevSet`]: A, A's scales, B, B's scales, D.
+type LtOps<'a> = (
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<f32>,
+    &'a CudaSlice<u8>,
+    &'a CudaSlice<f32>,
+    &'a mut CudaSlice<bf16>,
+);
+
+/// Our operands and cuBLASLt's, bound to one [`DevSet`] at once (separate outputs).
+fn split(set: &mut DevSet, m: usize, n: usize, k: usize) -> Res<(Ops<'_>, LtOps<'_>)> {
+    let DevSet {
+        a,
+        b,
+        sfa,
+        sfb,
+        sfa_lt,
+        sfb_lt,
+        d,
+        d_lt,
+    } = set;
     let kb = k.div_ceil(128);
-    let a = Fp8Operand::new(
-        Matrix::new(set.a.as_view(), m, k, k)?,
-        Fp8Scales::TmaAlignedMnMajor(set.sfa.as_view()),
+    let oa = Fp8Operand::new(
+        Matrix::new(a.as_view(), m, k, k)?,
+        Fp8Scales::TmaAlignedMnMajor(sfa.as_view()),
         Fp8Recipe::PerToken,
     )?;
-    let b = Fp8Operand::new(
-        Matrix::new(set.b.as_view(), n, k, k)?,
-        Fp8Scales::RowMajor(Matrix::new(set.sfb.as_view(), n.div_ceil(128), kb, kb)?),
+    let ob = Fp8Operand::new(
+        Matrix::new(b.as_view(), n, k, k)?,
+        Fp8Scales::RowMajor(Matrix::new(sfb.as_view(), n.div_ceil(128), kb, kb)?),
         Fp8Recipe::PerBlock,
     )?;
-    let d = MatrixMut::new(set.d.as_view_mut(), m, n, n)?;
-    Ok((a, b, d))
+    let od = MatrixMut::new(d.as_view_mut(), m, n, n)?;
+    Ok(((oa, ob, od), (&*a, &*sfa_lt, &*b, &*sfb_lt, d_lt)))
 }
 
 /// One call of our API: the heuristic's tile (`fp8_gemm_nt`) or a forced one.
@@ -325,10 +396,10 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 struct LtShape {
     /// "ok", or why it did not run.
     status: String,
+    /// The plan, timed against ours per row ([`Timer::pair`]) when it ran.
+    plan: Option<BlockwiseFp8Gemm>,
     mapping: Option<Fp8Mapping>,
     out: Option<Vec<bf16>>,
-    us: Option<f64>,
-    us_rot: Option<f64>,
     graph_us: Option<f64>,
     /// Why the graph replay failed (the plain timings still count).
     graph_err: Option<String>,
@@ -366,24 +437,19 @@ impl Bench {
             let plan = BlockwiseFp8Gemm::first_supported(lt, m, n, k)?;
             r.mapping = Some(plan.mapping());
             let run = |set: &mut DevSet| -> Res<()> {
-                plan.run(lt, &set.a, &set.sfa_lt, &set.b, &set.sfb_lt, &mut set.d)?;
+                plan.run(lt, &set.a, &set.sfa_lt, &set.b, &set.sfb_lt, &mut set.d_lt)?;
                 Ok(())
             };
-            poison(&self.s, &mut sets[0].d)?;
+            poison(&self.s, &mut sets[0].d_lt)?;
             run(&mut sets[0])?;
-            r.out = Some(self.s.clone_dtoh(&sets[0].d)?);
-            r.us = Some(self.timer.launches(LAUNCHES, |_| run(&mut sets[0]))?);
-            let c = sets.len();
-            if c > 1 {
-                let n_rot = c * LAUNCHES.div_ceil(c);
-                r.us_rot = Some(self.timer.launches(n_rot, |i| run(&mut sets[i % c]))?);
-            }
+            r.out = Some(self.s.clone_dtoh(&sets[0].d_lt)?);
             if m <= 128 {
                 match self.timer.graph(|_| run(&mut sets[0])) {
                     Ok(us) => r.graph_us = Some(us),
                     Err(e) => r.graph_err = Some(e.to_string()),
                 }
             }
+            r.plan = Some(plan);
             Ok(())
         })();
         r.status = match measured {
@@ -439,12 +505,17 @@ impl Bench {
         let kb = k.div_ceil(128);
         let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
         let label = format!(
-            "{}x{}x{}c{}{}",
+            "{}x{}x{}c{}{}{}",
             cfg.block_m,
             cfg.block_n,
             cfg.stages_for(scalegemm::gemm::Fp8Variant::BF16_1D2D),
             cfg.cluster,
-            if cfg.pipelined { "p" } else { "" }
+            if cfg.pipelined { "p" } else { "" },
+            if cfg.band == scalegemm::gemm::config::DEFAULT_BAND {
+                String::new()
+            } else {
+                format!("/{}", cfg.band)
+            }
         );
         let dev = &self.dev;
         let full = !self.args.only_ours;
@@ -474,22 +545,41 @@ impl Bench {
             });
         }
         let c = sets.len();
-        let mut ops: Vec<Ops> = sets
+        let n_rot = c * LAUNCHES.div_ceil(c);
+        let (mut ops, mut lts): (Vec<Ops>, Vec<LtOps>) = sets
             .iter_mut()
-            .map(|set| ours_ops(set, m, n, k))
-            .collect::<Res<_>>()?;
-        let us = self
-            .timer
-            .launches(LAUNCHES, |_| run_ours(dev, &mut ops[0], forced))?;
-        let us_rot = if c > 1 {
-            let n_rot = c * LAUNCHES.div_ceil(c);
-            Some(
-                self.timer
-                    .launches(n_rot, |i| run_ours(dev, &mut ops[i % c], forced))?,
-            )
-        } else {
-            None
+            .map(|set| split(set, m, n, k))
+            .collect::<Res<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let mut ours = |i: usize| run_ours(dev, &mut ops[i], forced);
+        // Ours and cuBLASLt's timed in turn (`Timer::pair`) where cuBLASLt runs.
+        let (us, us_rot, lt_us, lt_us_rot) = match (&self.lt, &lt.plan) {
+            (Some(ltc), Some(plan)) => {
+                let mut theirs = |i: usize| -> Res<()> {
+                    let t = &mut lts[i];
+                    plan.run(ltc, t.0, t.1, t.2, t.3, &mut *t.4)?;
+                    Ok(())
+                };
+                let (us, lt_us) = self.timer.pair(LAUNCHES, |_| ours(0), |_| theirs(0))?;
+                let rot = if c > 1 {
+                    Some(self.timer.pair(n_rot, |i| ours(i % c), |i| theirs(i % c))?)
+                } else {
+                    None
+                };
+                (us, rot.map(|r| r.0), Some(lt_us), rot.map(|r| r.1))
+            }
+            _ => {
+                let us = self.timer.launches(LAUNCHES, |_| ours(0))?;
+                let rot = if c > 1 {
+                    Some(self.timer.launches(n_rot, |i| ours(i % c))?)
+                } else {
+                    None
+                };
+                (us, rot, None, None)
+            }
         };
+        drop(lts);
         let small = full && m <= 128;
         let (mut graph_us, mut graph_err) = (None, None);
         if small {
@@ -516,7 +606,7 @@ impl Bench {
 
         let same = full && c == 1;
         let us_rot = if same { Some(us) } else { us_rot };
-        let lt_rot = if same { lt.us } else { lt.us_rot };
+        let lt_rot = if same { lt_us } else { lt_us_rot };
         let mismatch = agree
             .is_some_and(|a| lt.out.is_some() && (a.calc_diff.is_nan() || a.calc_diff > MISMATCH));
         let unwritten = agree.is_some_and(|a| a.non_finite > 0);
@@ -524,7 +614,7 @@ impl Bench {
         // reference by the GPU suite) is no baseline: e.g. at M = 1 cuBLASLt accepts the
         // call and leaves D unwritten. Such rows get no ratio and count in no mean.
         let lt_valid = !(mismatch || unwritten);
-        let ratio = lt.us.filter(|_| lt_valid).map(|t| t / us);
+        let ratio = lt_us.filter(|_| lt_valid).map(|t| t / us);
         let ratio_rot = lt_rot.filter(|_| lt_valid).zip(us_rot).map(|(t, u)| t / u);
         let note = [
             (mismatch, "MISMATCH"),
@@ -547,9 +637,9 @@ impl Bench {
             rot_cell(us_rot),
             tflops(m, n, k, us),
             bytes / (us * 1e-6) / 1e9,
-            opt(lt.us, 1),
+            opt(lt_us, 1),
             rot_cell(lt_rot),
-            opt(lt.us.map(|t| tflops(m, n, k, t)), 0),
+            opt(lt_us.map(|t| tflops(m, n, k, t)), 0),
             opt(ratio, 2),
             opt(ratio_rot, 2),
             agree.filter(|_| lt.out.is_some()).map_or("–".into(), |a| format!("{:.1e}", a.calc_diff)),
@@ -571,8 +661,8 @@ impl Bench {
             "us": us, "tflops": tflops(m, n, k, us), "gbs": bytes / (us * 1e-6) / 1e9,
             "us_rotated": us_rot, "rotation_copies": c, "rotated_same_as_plain": same,
             "cublaslt_status": lt.status, "cublaslt_mapping": lt.mapping.map(|m| format!("{m:?}")),
-            "cublaslt_us": lt.us, "cublaslt_us_rotated": lt_rot,
-            "cublaslt_tflops": lt.us.map(|t| tflops(m, n, k, t)),
+            "cublaslt_us": lt_us, "cublaslt_us_rotated": lt_rot,
+            "cublaslt_tflops": lt_us.map(|t| tflops(m, n, k, t)),
             "ratio": ratio, "ratio_rotated": ratio_rot,
             "calc_diff": agree.filter(|_| lt.out.is_some()).map(|a| a.calc_diff),
             "max_rel": agree.filter(|_| lt.out.is_some()).map(|a| a.max_rel),
