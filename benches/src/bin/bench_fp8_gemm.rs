@@ -12,7 +12,7 @@
 //!    between two CUDA events (host API time included, as a caller sees it). Our repeats and
 //!    cuBLASLt's alternate (ours, theirs; theirs, ours; …), so both run from the same power
 //!    state: the H200 is power-limited under this load (its SM clock moved between 750 and
-//!    1965 MHz at 700 W), and a measurement that ran first after a new shape's upload was up
+//!    1980 MHz at 700 W), and a measurement that ran first after a new shape's upload was up
 //!    to 10 % faster than the same one run next. Each has its own D. "rot" columns:
 //!    successive launches cycle through copies of A, B, scales and D totalling ≥ 3× the L2
 //!    (capped at 8 GiB), so inputs come from HBM; when one set already exceeds 2× L2 the
@@ -32,10 +32,10 @@
 //! event waits would otherwise be captured into the graph); the host-time column repeats the
 //! measurement with tracked buffers, which is what a default `scalegemm::Device` user has.
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC][p][/B] ...] [flags]`: the
-//! given shapes (default: the list above) with the heuristic's tile, or with each given tile
-//! (`cC` = C CTAs per cluster, `p` = pipelined promotion, `/B` = B N-blocks per rasterisation
-//! band). Flags:
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC][p][d][/B] ...] [flags]`:
+//! the given shapes (default: the list above) with the heuristic's tile, or with each given
+//! tile (`cC` = C CTAs per cluster, `p` = pipelined promotion, `d` = direct stores, `/B` = B
+//! N-blocks per rasterisation band; a tile that does not parse is an error). Flags:
 //! - `--check`: only the scale-layout check: cuBLASLt blockwise (both operand mappings, both
 //!   128×128 leading dimensions, and deliberately wrong layouts as controls) and our kernel
 //!   against the CPU reference (`scalegemm-reference`, f64) on 256×384×640 (5 K blocks);
@@ -99,11 +99,17 @@ fn parse_args() -> Args {
             .collect();
         shapes.push((8192, 8192, 8192));
     }
-    // Tiles as `BMxBN[cC][p]` (C CTAs per cluster, p: pipelined promotion).
+    // Tiles as `BMxBN[cC][p][d][/B]` (`Fp8GemmConfig`'s `FromStr`); a mistyped one is an
+    // error, not silently the heuristic's tile.
     let configs = argv
         .iter()
         .filter(|a| !a.starts_with('-') && a.contains('x'))
-        .filter_map(|a| a.parse::<Fp8GemmConfig>().ok())
+        .map(|a| {
+            a.parse::<Fp8GemmConfig>().unwrap_or_else(|e| {
+                eprintln!("bench_fp8_gemm: {e}");
+                std::process::exit(2)
+            })
+        })
         .collect();
     let only_ours = flag("--only-ours");
     Args {
@@ -154,7 +160,7 @@ impl Timer {
 
     /// [`Timer::launches`] of two GEMMs with their repeats interleaved (a b, b a, a b, …):
     /// each then runs from the same power and thermal state. The H200 is power-limited
-    /// under FP8 GEMM load (700 W; SM clock 750–1965 MHz, logged with `nvidia-smi -lms 100`,
+    /// under FP8 GEMM load (700 W; SM clock 750–1980 MHz, logged with `nvidia-smi -lms 100`,
     /// 2026-11-30), so whichever of two back-to-back measurements runs first after an idle
     /// gap (a new shape's upload) ran up to 10 % faster.
     fn pair(
@@ -276,11 +282,12 @@ impl HostSet {
         })
     }
 
-    /// Device bytes of one [`DevSet`].
+    /// Bytes one GEMM of a [`DevSet`] touches (A, B, the larger of the two scale layouts,
+    /// one D): what the rotation must push out of L2.
     fn bytes(&self) -> usize {
         let scales =
-            self.sfa_tma.len() + self.inp.sfb.len() + self.sfa_lt.len() + self.sfb_lt.len();
-        self.inp.a.len() + self.inp.b.len() + 4 * scales + 2 * 2 * self.m * self.n
+            (self.sfa_tma.len() + self.inp.sfb.len()).max(self.sfa_lt.len() + self.sfb_lt.len());
+        self.inp.a.len() + self.inp.b.len() + 4 * scales + 2 * self.m * self.n
     }
 
     fn upload(&self, s: &Arc<CudaStream>) -> Res<DevSet> {
@@ -553,6 +560,7 @@ impl Bench {
             .into_iter()
             .unzip();
         let mut ours = |i: usize| run_ours(dev, &mut ops[i], forced);
+        let mut lt_time_err = None;
         // Ours and cuBLASLt's timed in turn (`Timer::pair`) where cuBLASLt runs.
         let (us, us_rot, lt_us, lt_us_rot) = match (&self.lt, &lt.plan) {
             (Some(ltc), Some(plan)) => {
@@ -561,13 +569,30 @@ impl Bench {
                     plan.run(ltc, t.0, t.1, t.2, t.3, &mut *t.4)?;
                     Ok(())
                 };
-                let (us, lt_us) = self.timer.pair(LAUNCHES, |_| ours(0), |_| theirs(0))?;
-                let rot = if c > 1 {
-                    Some(self.timer.pair(n_rot, |i| ours(i % c), |i| theirs(i % c))?)
-                } else {
-                    None
-                };
-                (us, rot.map(|r| r.0), Some(lt_us), rot.map(|r| r.1))
+                let timed = (|| -> Res<_> {
+                    let (us, lt_us) = self.timer.pair(LAUNCHES, |_| ours(0), |_| theirs(0))?;
+                    let rot = if c > 1 {
+                        Some(self.timer.pair(n_rot, |i| ours(i % c), |i| theirs(i % c))?)
+                    } else {
+                        None
+                    };
+                    Ok((us, rot.map(|r| r.0), Some(lt_us), rot.map(|r| r.1)))
+                })();
+                match timed {
+                    Ok(t) => t,
+                    // cuBLASLt ran once already (the correctness run): a failure now is
+                    // reported in the note, and ours is timed alone.
+                    Err(e) => {
+                        lt_time_err = Some(format!("cuBLASLt timing failed: {e}"));
+                        let us = self.timer.launches(LAUNCHES, |_| ours(0))?;
+                        let rot = if c > 1 {
+                            Some(self.timer.launches(n_rot, |i| ours(i % c))?)
+                        } else {
+                            None
+                        };
+                        (us, rot, None, None)
+                    }
+                }
             }
             _ => {
                 let us = self.timer.launches(LAUNCHES, |_| ours(0))?;
@@ -620,6 +645,7 @@ impl Bench {
             (mismatch, "MISMATCH"),
             (unwritten, "UNWRITTEN"),
             (lt.status != "ok" && lt.status != "off", lt.status.as_str()),
+            (lt_time_err.is_some(), lt_time_err.as_deref().unwrap_or("")),
             (graph_err.is_some(), graph_err.as_deref().unwrap_or("")),
             (
                 lt_graph_err.is_some(),
@@ -962,6 +988,7 @@ fn main() -> Res<()> {
         "device": device,
         "protocol": {
             "warmup": WARMUP, "repeats": REPEATS, "launches": LAUNCHES, "host_calls": HOST_CALLS,
+            "interleaved": "ours and cuBLASLt's repeats alternate (ours, theirs; theirs, ours; ...); CUDA-graph replays are not interleaved",
             "rotation": "copies of A, B, scales and D totalling >= 3x L2 (<= 8 GiB); none when one set >= 2x L2",
             "mismatch_calc_diff": MISMATCH,
         },

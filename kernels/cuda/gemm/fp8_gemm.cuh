@@ -69,12 +69,14 @@
 // 144-column pipelined tile has three 72-register accumulator sets and no room for them.
 #define LATE_A_SCALES (PIPE && BLOCK_N > 128)
 // Registers per thread after `setmaxnreg` with two math warpgroups: the CTA holds the 384 ×
-// 168 registers it was launched with (ptxas' cap under __launch_bounds__(384, 1)), and the
+// 168 registers it was launched with (LAUNCH_REGS), and the
 // producer warpgroup hands all but PRODUCER_REGS to the math ones. `setmaxnreg.inc` waits
 // for free registers, so asking for more than the CTA holds hangs (240 + 32 did).
 #define MATH_REGS 232
 #define PRODUCER_REGS 40
-static_assert(NUM_MATH_WG == 1 || (NUM_MATH_WG * MATH_REGS + PRODUCER_REGS) * 128 <= NUM_THREADS * 168,
+#define LAUNCH_REGS ((65536 / NUM_THREADS) & ~7)  // ptxas' cap under __launch_bounds__(NUM_THREADS, 1)
+static_assert(MATH_REGS % 8 == 0 && PRODUCER_REGS % 8 == 0, "setmaxnreg takes multiples of 8");
+static_assert(NUM_MATH_WG == 1 || (NUM_MATH_WG * MATH_REGS + PRODUCER_REGS) * 128 <= NUM_THREADS * LAUNCH_REGS,
               "setmaxnreg: more registers than the CTA holds");
 // Run-time flags (kernel argument `flags`).
 #define FLAG_TMA_STORE 1u
@@ -191,7 +193,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             k.sa1 = smem_sfa(smem, s)[row + 8];
         };
         auto load_scales = [&](u32 s, u32 row) {
-            KbScales k;
+            KbScales k{};
             if (!LATE_A_SCALES) read_sa(k, s, row);
             if (EARLY_PRODUCTS) b_products(k, s);
             return k;

@@ -97,7 +97,8 @@ pub struct Fp8GemmConfig {
     pub block_n: u32,
     /// Most shared-memory ring stages; each variant uses as many as fit, up to this.
     pub stages: u32,
-    /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`).
+    /// N-blocks per rasterisation band (run time; see `cuda/gemm/scheduler.cuh`); clamped
+    /// to 1..=the number of N-blocks (of CTA pairs, with clusters) at launch.
     pub band: u32,
     /// CTAs per cluster along N (1, or 2: the pair shares A by TMA multicast). Needs
     /// BLOCK_M ≥ 128 and an even number of N-blocks ([`Fp8GemmConfig::supports`]).
@@ -375,11 +376,13 @@ pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8G
 /// 128-row tiles wider than this run as CTA pairs sharing A ([`Fp8GemmConfig::cluster`])
 /// when their N-blocks pair up (measured in alternating processes, three rounds:
 /// 4096×2112×7168 with 128×176 tiles 1209–1213 TFLOPS in pairs, 1164–1172 single;
-/// 4096×576×7168 with 128×144 tiles 1085–1086 in pairs, 1084–1091 single).
+/// 4096×576×7168 with 128×144 tiles, then not pipelined, 1085–1086 in pairs, 1084–1091
+/// single). Pairs of pipelined 128×128 tiles were equal or up to 5 % slower at M = 4096 and
+/// 1.2–1.8 µs slower at M = 128 (benches/README.md, fourth session).
 pub const PAIRED_ABOVE_BLOCK_N: u32 = 144;
 
 /// BLOCK_N values [`choose`] considers for M > 128 (each with 128-row tiles, pipelined up
-/// to [`MAX_PIPELINED_BLOCK_N`]).
+/// to [`MAX_PIPELINED_BLOCK_N`], for 1D1D up to [`MAX_PIPELINED_BLOCK_N_1D1D`]).
 pub const LARGE_M_BLOCK_N: &[u32] = &[96, 112, 128, 144, 160, 176, 192];
 
 /// Widest 128-row tile [`choose_for`] gives a variant with an FP32 `C`: the kernels with C
@@ -553,6 +556,24 @@ mod tests {
         assert_eq!("64x96".parse(), Ok(Fp8GemmConfig::new(64, 96)));
         assert!("128".parse::<Fp8GemmConfig>().is_err());
         assert!("128xq".parse::<Fp8GemmConfig>().is_err());
+        // Rasterisation band: `/B` last, B ≥ 1.
+        assert_eq!(
+            "128x128c2p/16".parse(),
+            Ok(Fp8GemmConfig::new(128, 128)
+                .with_cluster(2)
+                .with_pipeline(true)
+                .with_band(16))
+        );
+        assert_eq!(
+            "128x128d/4".parse(),
+            Ok(Fp8GemmConfig::new(128, 128)
+                .with_direct_store(true)
+                .with_band(4))
+        );
+        assert_eq!("64x32".parse::<Fp8GemmConfig>().unwrap().band, DEFAULT_BAND);
+        for bad in ["128x128p/0", "128x128p/", "128x128/16p", "128x128/x"] {
+            assert!(bad.parse::<Fp8GemmConfig>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -442,7 +442,11 @@ fn run<T: Fp8Out>(
         );
     }
 
-    let (m32, n32, k32, band) = (m as u32, n as u32, k as u32, cfg.band);
+    // The scheduler divides by the band and by M-blocks × band: at least 1, at most the
+    // N-block units (a wider band is the same order), so neither is 0 nor wraps.
+    let n_units = (n.div_ceil(bn as usize) / cfg.cluster as usize).max(1) as u32;
+    let band = cfg.band.clamp(1, n_units);
+    let (m32, n32, k32) = (m as u32, n as u32, k as u32);
     let mut args = [
         arg(&tma_a),
         arg(&tma_b),
