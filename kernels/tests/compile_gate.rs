@@ -2,7 +2,8 @@
 //! (every tile `config::choose_for` can return, for every `Fp8Variant`), every tile of
 //! `all_configs` (forced configs, CTA pairs, pipelined) in the BF16 1D2D variant, and the
 //! scale transform compile with NVRTC to an sm_90a CUBIN; GEMM kernels use no local memory
-//! (stack frame or spills) and their SASS contains `QGMMA` (FP8 wgmma).
+//! (stack frame or spills), ptxas did not serialise their wgmma (C7514), and their SASS
+//! contains `QGMMA` (FP8 wgmma).
 //!
 //! Needs `libnvrtc.so.13` on the loader path and, for the SASS checks, `cuobjdump` on
 //! `PATH` (CI installs the `nvidia-cuda-nvrtc` / `nvidia-cuda-cuobjdump` wheels, see
@@ -25,6 +26,11 @@ fn check(spec: &KernelSpec, gemm: bool, sass: bool) -> Result<(), Failed> {
         nvrtc::compile(&spec.label, &spec.source(), &spec.options()).map_err(|e| e.to_string())?;
     let usage = nvrtc::parse_resource_usage(&cubin.log)
         .ok_or_else(|| format!("no ptxas report in the NVRTC log:\n{}", cubin.log))?;
+    // ptxas' C7514: it could not prove an accumulator read safe while wgmma are in flight
+    // and serialised every wgmma (a silent slowdown of the whole kernel).
+    if gemm && cubin.log.contains("C7514") {
+        return Err(format!("{}: wgmma serialised (C7514)\n{}", spec.label, cubin.log).into());
+    }
     if gemm && usage.uses_local_memory() {
         return Err(format!(
             "{}: local memory used: {usage:?}\n{}",

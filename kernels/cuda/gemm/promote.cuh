@@ -17,17 +17,18 @@
 // argument (see `with_sb_boundary`) so each fragment's scale is fixed at compile time: a
 // run-time boundary cost up to two ISETP and four FSEL per fragment (128×176: 44 and 80 for
 // 22 fragments, next to 88 FFMA), more than doubling the promotion of 144–192-column tiles.
-template <u32 BND1>
-SG_DEVICE void promote_1d2d(float (&fin)[ACC_REGS], const float (&acc)[ACC_REGS], const float (&p0)[SB_BLOCKS],
+template <u32 BND1, int F0 = 0, int NF = N_FRAGS>
+SG_DEVICE void promote_1d2d(float (&fin)[ACC_REGS], const float (&acc)[NF * 4], const float (&p0)[SB_BLOCKS],
                             const float (&p1)[SB_BLOCKS]) {
 #pragma unroll
-    for (int f = 0; f < N_FRAGS; ++f) {
+    for (int i = 0; i < NF; ++i) {
+        const int f = F0 + i;
         const u32 j = min((f * 8 >= BND1 ? 1u : 0u) + (f * 8 >= BND1 + 128 ? 1u : 0u), SB_BLOCKS - 1u);
         const float s0 = p0[j], s1 = p1[j];
-        fin[f * 4 + 0] = __fmaf_rn(s0, acc[f * 4 + 0], fin[f * 4 + 0]);
-        fin[f * 4 + 1] = __fmaf_rn(s0, acc[f * 4 + 1], fin[f * 4 + 1]);
-        fin[f * 4 + 2] = __fmaf_rn(s1, acc[f * 4 + 2], fin[f * 4 + 2]);
-        fin[f * 4 + 3] = __fmaf_rn(s1, acc[f * 4 + 3], fin[f * 4 + 3]);
+        fin[f * 4 + 0] = __fmaf_rn(s0, acc[i * 4 + 0], fin[f * 4 + 0]);
+        fin[f * 4 + 1] = __fmaf_rn(s0, acc[i * 4 + 1], fin[f * 4 + 1]);
+        fin[f * 4 + 2] = __fmaf_rn(s1, acc[i * 4 + 2], fin[f * 4 + 2]);
+        fin[f * 4 + 3] = __fmaf_rn(s1, acc[i * 4 + 3], fin[f * 4 + 3]);
     }
 }
 
@@ -60,14 +61,16 @@ SG_DEVICE void with_sb_boundary(u32 bnd1, F&& fn) {
 
 // 1D1D: B's scales are per row of B (a column of D): `sfb` points at this k-block's
 // BLOCK_N scales of the tile's columns (shared memory).
-SG_DEVICE void promote_1d1d(float (&fin)[ACC_REGS], const float (&acc)[ACC_REGS], float sa0, float sa1,
+template <int F0 = 0, int NF = N_FRAGS>
+SG_DEVICE void promote_1d1d(float (&fin)[ACC_REGS], const float (&acc)[NF * 4], float sa0, float sa1,
                             const float* sfb, u32 lane) {
 #pragma unroll
-    for (int f = 0; f < N_FRAGS; ++f) {
+    for (int i = 0; i < NF; ++i) {
+        const int f = F0 + i;
         const float sb0 = sfb[f * 8 + (lane % 4) * 2], sb1 = sfb[f * 8 + (lane % 4) * 2 + 1];
-        fin[f * 4 + 0] = __fmaf_rn(__fmul_rn(sa0, sb0), acc[f * 4 + 0], fin[f * 4 + 0]);
-        fin[f * 4 + 1] = __fmaf_rn(__fmul_rn(sa0, sb1), acc[f * 4 + 1], fin[f * 4 + 1]);
-        fin[f * 4 + 2] = __fmaf_rn(__fmul_rn(sa1, sb0), acc[f * 4 + 2], fin[f * 4 + 2]);
-        fin[f * 4 + 3] = __fmaf_rn(__fmul_rn(sa1, sb1), acc[f * 4 + 3], fin[f * 4 + 3]);
+        fin[f * 4 + 0] = __fmaf_rn(__fmul_rn(sa0, sb0), acc[i * 4 + 0], fin[f * 4 + 0]);
+        fin[f * 4 + 1] = __fmaf_rn(__fmul_rn(sa0, sb1), acc[i * 4 + 1], fin[f * 4 + 1]);
+        fin[f * 4 + 2] = __fmaf_rn(__fmul_rn(sa1, sb0), acc[i * 4 + 2], fin[f * 4 + 2]);
+        fin[f * 4 + 3] = __fmaf_rn(__fmul_rn(sa1, sb1), acc[i * 4 + 3], fin[f * 4 + 3]);
     }
 }

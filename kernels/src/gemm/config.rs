@@ -232,7 +232,8 @@ impl Fp8GemmConfig {
             ),
             file: "gemm/fp8_gemm.cuh",
             function: "fp8_gemm",
-            prelude: wgmma::fp8_wrapper(self.block_n),
+            prelude: wgmma::fp8_wrapper(self.block_n)
+                + &wgmma::fp8_wrapper_named("wgmma_fp8_half", self.block_n / 2),
             defines: vec![
                 ("BLOCK_M".into(), self.block_m.to_string()),
                 ("BLOCK_N".into(), self.block_n.to_string()),
@@ -308,9 +309,12 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   544 tiles of 128×128 are 4.1 waves, 384 of 128×176 are 2.9: 1163–1176 against
 ///   1008–1059; 4096×576×7168: one wave of 128×144, 1072–1087 against 793–805; pipelined,
 ///   1164–1167 against 1100 not). Tiles up to [`MAX_PIPELINED_BLOCK_N`] columns (1D1D:
-///   [`MAX_PIPELINED_BLOCK_N_1D1D`]) are pipelined; wider ones are not (registers),
-///   and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as CTA pairs sharing A when the
-///   N-blocks pair up (4096×2112×7168: 128×176 pairs).
+///   [`MAX_PIPELINED_BLOCK_N_1D1D`]) are pipelined; wider ones have no room for a second
+///   register set and split their columns into two halves instead, one promoted while the
+///   other's wgmma run (the kernel's `HALVES`; 3–6 % faster than unsplit on 128×144 to
+///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
+///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
+///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
