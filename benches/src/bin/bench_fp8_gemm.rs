@@ -562,14 +562,14 @@ impl Bench {
         let mut ours = |i: usize| run_ours(dev, &mut ops[i], forced);
         let mut lt_time_err = None;
         // Ours and cuBLASLt's timed in turn (`Timer::pair`) where cuBLASLt runs.
-        let (us, us_rot, lt_us, lt_us_rot) = match (&self.lt, &lt.plan) {
+        let paired = match (&self.lt, &lt.plan) {
             (Some(ltc), Some(plan)) => {
                 let mut theirs = |i: usize| -> Res<()> {
                     let t = &mut lts[i];
                     plan.run(ltc, t.0, t.1, t.2, t.3, &mut *t.4)?;
                     Ok(())
                 };
-                let timed = (|| -> Res<_> {
+                Some((|| -> Res<_> {
                     let (us, lt_us) = self.timer.pair(LAUNCHES, |_| ours(0), |_| theirs(0))?;
                     let rot = if c > 1 {
                         Some(self.timer.pair(n_rot, |i| ours(i % c), |i| theirs(i % c))?)
@@ -577,24 +577,18 @@ impl Bench {
                         None
                     };
                     Ok((us, rot.map(|r| r.0), Some(lt_us), rot.map(|r| r.1)))
-                })();
-                match timed {
-                    Ok(t) => t,
-                    // cuBLASLt ran once already (the correctness run): a failure now is
-                    // reported in the note, and ours is timed alone.
-                    Err(e) => {
-                        lt_time_err = Some(format!("cuBLASLt timing failed: {e}"));
-                        let us = self.timer.launches(LAUNCHES, |_| ours(0))?;
-                        let rot = if c > 1 {
-                            Some(self.timer.launches(n_rot, |i| ours(i % c))?)
-                        } else {
-                            None
-                        };
-                        (us, rot, None, None)
-                    }
-                }
+                })())
             }
-            _ => {
+            _ => None,
+        };
+        let (us, us_rot, lt_us, lt_us_rot) = match paired {
+            Some(Ok(t)) => t,
+            // No cuBLASLt, or its timing failed (it ran once already, the correctness run:
+            // the failure goes into the note): ours alone.
+            failed => {
+                if let Some(Err(e)) = failed {
+                    lt_time_err = Some(format!("cuBLASLt timing failed: {e}"));
+                }
                 let us = self.timer.launches(LAUNCHES, |_| ours(0))?;
                 let rot = if c > 1 {
                     Some(self.timer.launches(n_rot, |i| ours(i % c))?)
