@@ -118,41 +118,34 @@ SG_DEVICE u64* smem_bars(u8* base) {
                                   STAGES * (SMEM_A_BYTES + SMEM_B_BYTES + SMEM_SFA_BYTES + SMEM_SFB_BYTES));
 }
 
-// Issues one k-block's four wgmma (k = 32) of the 64 tile rows from `a_row` into `acc`
-// (zeroed by the first) as one commit group.
-SG_DEVICE void issue_kblock(float (&acc)[ACC_REGS], u8* smem, u32 stage, u32 a_row) {
-#pragma unroll
-    for (int i = 0; i < ACC_REGS; ++i) fence_operand(acc[i]);
-    wgmma_fence();
-    // Descriptors of stage 0 plus the stage's offset (wgmma.cuh): a few uniform adds per
-    // k-block instead of rebuilding each of the eight 64-bit descriptors from its address.
-    const u32 a_lo = wgmma_desc_lo_k_sw128(smem_a(smem, 0) + a_row * BLOCK_K) + stage * (SMEM_A_BYTES >> 4);
-    const u32 b_lo = wgmma_desc_lo_k_sw128(smem_b(smem, 0)) + stage * (SMEM_B_BYTES >> 4);
-#pragma unroll
-    for (int ks = 0; ks < BLOCK_K / 32; ++ks) {
-        wgmma_fp8(acc, wgmma_desc_from_lo(a_lo + ks * 2), wgmma_desc_from_lo(b_lo + ks * 2), ks > 0 ? 1 : 0);
-    }
-    wgmma_commit();
-}
-
 // HALVES: the tile's columns as two halves of BLOCK_N/2, each its own wgmma chain
 // (`wgmma_fp8_half`, m64n{BLOCK_N/2}k32) into its own partial tile, so one half is promoted
 // while the other's wgmma run, with no register set beyond the non-pipelined kernel's.
 #define HALF_REGS (ACC_REGS / 2)
 #define HALF_FRAGS (N_FRAGS / 2)
 
-// Issues half `h` (columns h·BLOCK_N/2 ..) of one k-block's wgmma, as `issue_kblock`. B's
-// half starts BLOCK_N/2 rows into the stage's tile: a multiple of the 8-row swizzle atom.
-SG_DEVICE void issue_half(float (&acc)[HALF_REGS], u8* smem, u32 stage, u32 a_row, u32 h) {
+// Issues one k-block's four wgmma (k = 32) of the 64 tile rows from `a_row` into `acc`
+// (zeroed by the first) as one commit group: the whole tile (REGS = ACC_REGS) or, HALVES,
+// the half whose columns start at tile column `b_row` (REGS = HALF_REGS; BLOCK_N/2 rows of
+// B, a multiple of the 8-row swizzle atom).
+template <int REGS>
+SG_DEVICE void issue_kblock(float (&acc)[REGS], u8* smem, u32 stage, u32 a_row, u32 b_row = 0) {
+    static_assert(REGS == ACC_REGS || REGS == HALF_REGS, "a whole or a half partial tile");
 #pragma unroll
-    for (int i = 0; i < HALF_REGS; ++i) fence_operand(acc[i]);
+    for (int i = 0; i < REGS; ++i) fence_operand(acc[i]);
     wgmma_fence();
+    // Descriptors of stage 0 plus the stage's offset (wgmma.cuh): a few uniform adds per
+    // k-block instead of rebuilding each of the eight 64-bit descriptors from its address.
     const u32 a_lo = wgmma_desc_lo_k_sw128(smem_a(smem, 0) + a_row * BLOCK_K) + stage * (SMEM_A_BYTES >> 4);
-    const u32 b_lo = wgmma_desc_lo_k_sw128(smem_b(smem, 0)) + stage * (SMEM_B_BYTES >> 4) +
-                     h * ((BLOCK_N / 2 * BLOCK_K) >> 4);
+    const u32 b_lo = wgmma_desc_lo_k_sw128(smem_b(smem, 0)) + stage * (SMEM_B_BYTES >> 4) + ((b_row * BLOCK_K) >> 4);
 #pragma unroll
     for (int ks = 0; ks < BLOCK_K / 32; ++ks) {
-        wgmma_fp8_half(acc, wgmma_desc_from_lo(a_lo + ks * 2), wgmma_desc_from_lo(b_lo + ks * 2), ks > 0 ? 1 : 0);
+        const u64 da = wgmma_desc_from_lo(a_lo + ks * 2), db = wgmma_desc_from_lo(b_lo + ks * 2);
+        if constexpr (REGS == ACC_REGS) {
+            wgmma_fp8(acc, da, db, ks > 0 ? 1 : 0);
+        } else {
+            wgmma_fp8_half(acc, da, db, ks > 0 ? 1 : 0);
+        }
     }
     wgmma_commit();
 }
@@ -328,7 +321,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             u32 s_cur = ring.stage;
             mbar_wait(&full[s_cur], ring.phase);
             KbScales k_cur = scales(s_cur, 0);
-            issue_half(acc_lo, smem, s_cur, a_row(0), 0);
+            issue_kblock(acc_lo, smem, s_cur, a_row(0));
             ring.advance();
             for (u32 kb = 0;; ++kb) {
                 // Never taken (the loop leaves below), but without an exit here, as the PIPE
@@ -339,7 +332,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                     break;
                 }
                 // Block kb's low half is in flight: issue its high half, promote the low.
-                issue_half(acc_hi, smem, s_cur, a_row(0), 1);
+                issue_kblock(acc_hi, smem, s_cur, a_row(0), BLOCK_N / 2);
                 wgmma_wait<1>();
                 promote_half(U32c<0>{}, acc_lo, k_cur, s_cur);
                 // Block kb's high half is in flight.
@@ -352,7 +345,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 const u32 s_nxt = ring.stage;
                 mbar_wait(&full[s_nxt], ring.phase);
                 const KbScales k_nxt = scales(s_nxt, kb + 1);
-                issue_half(acc_lo, smem, s_nxt, a_row(0), 0);
+                issue_kblock(acc_lo, smem, s_nxt, a_row(0));
                 ring.advance();
                 wgmma_wait<1>();
                 promote_half(U32c<1>{}, acc_hi, k_cur, s_cur);
