@@ -46,6 +46,10 @@
 //! round-to-nearest-even (`__float22bfloat162_rn`) or stored as FP32.
 //! [`hopper_fp8_gemm_no_promotion`] runs one accumulator over all of K instead (scales
 //! must then be uniform along K), to show the error promotion avoids.
+//! [`hopper_fp8_gemm_split`] models `scalegemm`'s split-K launches: the same promotion over
+//! each split's range of k-blocks from zero, then the splits' FP32 results added in split
+//! order ([`Promotion::SplitK`]); the error bound below covers it (it holds for any
+//! summation order of the promoted block products).
 //!
 //! The model is bit-level and slow (a few hundred ns per step): the GEMMs are
 //! rayon-parallel over rows, and [`hopper_fp8_sample`] computes only given (row, col)
@@ -326,6 +330,13 @@ pub enum Promotion {
     /// One accumulator over all of K, scaled once at the end (`fl32(sa·sb)·acc`); needs
     /// each element's scales to be uniform along K.
     Never,
+    /// Split-K as `scalegemm`'s split kernels compute it (`Fp8GemmConfig::splits`): the
+    /// `n` 128-K blocks divided into `S = min(splits, n)` (at least 1) ranges, split `s`
+    /// taking blocks `[s·n/S, (s+1)·n/S)`, each promoted from zero as in
+    /// [`Promotion::PerBlock`], then `fl32(fl32(f_0 + f_1) + f_2) + …` in split order.
+    /// `SplitK(1)` is [`Promotion::PerBlock`]. The error bound ([`hopper_fp8_error_bound`])
+    /// covers it: it holds for any order of summing the promoted block products.
+    SplitK(usize),
 }
 
 /// The output dtype a bound is computed for.
@@ -455,19 +466,27 @@ fn check_uniform(p: &Prepared) -> Result<()> {
 /// The model's FP32 value of element (r, j), C included, before the output cast.
 fn model_element(p: &Prepared, r: usize, j: usize, promotion: Promotion) -> f32 {
     let (ar, br) = (p.a_row(r), p.b_row(j));
-    let value = match promotion {
-        Promotion::PerBlock => {
-            let mut fin = 0.0f32;
-            for kb in 0..p.blocks {
-                let mut acc = 0.0f32;
-                for s in 0..FP8_GRAN_K / FP8_STEP_K {
-                    let k0 = kb * FP8_GRAN_K + s * FP8_STEP_K;
-                    acc = fp8_step(acc, &ar[k0..k0 + FP8_STEP_K], &br[k0..k0 + FP8_STEP_K]);
-                }
-                let (sa, sb) = p.scales(r, j, kb);
-                fin = (sa * sb).mul_add(acc, fin);
+    // The promoted sum of blocks `kbs`, from zero.
+    let promoted = |kbs: std::ops::Range<usize>| {
+        let mut fin = 0.0f32;
+        for kb in kbs {
+            let mut acc = 0.0f32;
+            for s in 0..FP8_GRAN_K / FP8_STEP_K {
+                let k0 = kb * FP8_GRAN_K + s * FP8_STEP_K;
+                acc = fp8_step(acc, &ar[k0..k0 + FP8_STEP_K], &br[k0..k0 + FP8_STEP_K]);
             }
-            fin
+            let (sa, sb) = p.scales(r, j, kb);
+            fin = (sa * sb).mul_add(acc, fin);
+        }
+        fin
+    };
+    let value = match promotion {
+        Promotion::PerBlock => promoted(0..p.blocks),
+        Promotion::SplitK(splits) => {
+            let (n, parts) = (p.blocks, splits.min(p.blocks).max(1));
+            (1..parts).fold(promoted(0..n / parts), |sum, s| {
+                sum + promoted(s * n / parts..(s + 1) * n / parts)
+            })
         }
         Promotion::Never => {
             let mut acc = 0.0f32;
@@ -539,6 +558,19 @@ pub fn hopper_fp8_gemm(
     d: &mut OutView,
 ) -> Result<()> {
     run_gemm(a, b, c, d, Promotion::PerBlock)
+}
+
+/// As [`hopper_fp8_gemm`] for a split-K launch of `splits` units per tile
+/// ([`Promotion::SplitK`]: `scalegemm`'s `Fp8GemmConfig::splits_for(K)` of the config that
+/// ran); `splits` ≤ 1 is [`hopper_fp8_gemm`]. Errors: as [`hopper_fp8_gemm`].
+pub fn hopper_fp8_gemm_split(
+    a: &Fp8Operand,
+    b: &Fp8Operand,
+    c: Option<MatView<f32>>,
+    d: &mut OutView,
+    splits: usize,
+) -> Result<()> {
+    run_gemm(a, b, c, d, Promotion::SplitK(splits))
 }
 
 /// As [`hopper_fp8_gemm`] but with no promotion: one tensor-core accumulator over all of

@@ -260,6 +260,37 @@ impl Problem {
         self.k.div_ceil(FP8_GRAN_K)
     }
 
+    /// Element (row, col) of blocks `kbs` by hand: each block four 32-steps into a fresh
+    /// accumulator, then `fma(fl32(sa·sb), partial, final)` from `final = 0`.
+    fn promoted_by_hand(&self, row: usize, col: usize, kbs: std::ops::Range<usize>) -> f32 {
+        let (k, nkb) = (self.k, self.kb());
+        let pad = |v: &[u8]| {
+            let mut x = v.to_vec();
+            x.resize(nkb * 128, 0);
+            x
+        };
+        let ar = pad(&self.a[row * k..(row + 1) * k]);
+        let br = pad(&self.b[col * k..(col + 1) * k]);
+        let sb_row = match self.b_recipe {
+            Fp8Recipe::PerToken => col,
+            Fp8Recipe::PerBlock => col / 128,
+        };
+        let mut fin = 0.0f32;
+        for kb in kbs {
+            let mut acc = 0.0f32;
+            for s in 0..4 {
+                let k0 = kb * 128 + s * 32;
+                acc = fp8_mma_step(
+                    acc,
+                    ar[k0..k0 + 32].try_into().unwrap(),
+                    br[k0..k0 + 32].try_into().unwrap(),
+                );
+            }
+            fin = (self.sa[row * nkb + kb] * self.sb[sb_row * nkb + kb]).mul_add(acc, fin);
+        }
+        fin
+    }
+
     fn sb_rows(&self) -> usize {
         match self.b_recipe {
             Fp8Recipe::PerToken => self.n,
@@ -548,6 +579,53 @@ fn bound_catches_a_wrong_block() {
 }
 
 #[test]
+fn split_k_sums_the_splits_in_order() {
+    let mut r = ChaCha8Rng::seed_from_u64(11);
+    // 5 blocks (K = 600, the last one partial)
+    let p = random_problem(&mut r, 6, 140, 600);
+    let (a, b, c) = p.ops();
+    let pairs: Vec<(usize, usize)> = (0..6)
+        .flat_map(|row| (0..140).step_by(13).map(move |col| (row, col)))
+        .collect();
+    let sample = |pr| hopper_fp8_sample(&a, &b, c, pr, &pairs).unwrap();
+    let per_block = sample(Promotion::PerBlock);
+    assert_eq!(sample(Promotion::SplitK(1)), per_block);
+    assert_eq!(sample(Promotion::SplitK(0)), per_block, "0 splits act as 1");
+    // more splits than blocks: one block each
+    assert_eq!(sample(Promotion::SplitK(9)), sample(Promotion::SplitK(5)));
+    let exact = p.exact();
+    let bounds = hopper_fp8_error_bound_sample(&a, &b, c, OutDtype::F32, &pairs).unwrap();
+    // by hand: blocks {0, 1} and {2, 3, 4} (s·5/2), each promoted from 0, then added
+    let two = sample(Promotion::SplitK(2));
+    let mut differs = 0;
+    for (i, &(row, col)) in pairs.iter().enumerate() {
+        let mut want = p.promoted_by_hand(row, col, 0..2) + p.promoted_by_hand(row, col, 2..5);
+        if let Some(c) = &p.c {
+            want += c[row * 140 + col];
+        }
+        assert_eq!(two[i].to_bits(), want.to_bits(), "({row}, {col})");
+        differs += usize::from(two[i].to_bits() != per_block[i].to_bits());
+        // the per-block bound covers any summation order
+        for v in [two[i], sample(Promotion::SplitK(5))[i]] {
+            let e = exact[row * 140 + col];
+            assert!((v as f64 - e).abs() <= bounds[i], "({row}, {col})");
+        }
+    }
+    // the order is visible: some elements round differently from the unsplit sum
+    assert!(
+        differs > 0,
+        "SplitK(2) equals PerBlock everywhere: the test cannot tell"
+    );
+    // the full-matrix entry point agrees with the sampled one
+    let mut full = vec![0.0f32; 6 * 140];
+    let mut out = OutView::new(OutBuf::F32(&mut full), 6, 140, 140).unwrap();
+    hopper_fp8_gemm_split(&a, &b, c, &mut out, 2).unwrap();
+    for (i, &(row, col)) in pairs.iter().enumerate() {
+        assert_eq!(full[row * 140 + col].to_bits(), two[i].to_bits());
+    }
+}
+
+#[test]
 fn sample_matches_full_and_promotion_order() {
     let mut r = ChaCha8Rng::seed_from_u64(5);
     let p = random_problem(&mut r, 9, 130, 300);
@@ -566,31 +644,7 @@ fn sample_matches_full_and_promotion_order() {
     // the promotion order by hand for one element: blocks of four 32-steps, then
     // fma(fl32(sa·sb), partial, final), then + C
     let (row, col) = (3, 129);
-    let kp = 384;
-    let pad = |v: &[u8]| {
-        let mut x = v.to_vec();
-        x.resize(kp, 0);
-        x
-    };
-    let ar = pad(&p.a[row * 300..(row + 1) * 300]);
-    let br = pad(&p.b[col * 300..(col + 1) * 300]);
-    let mut fin = 0.0f32;
-    for kb in 0..3 {
-        let mut acc = 0.0f32;
-        for s in 0..4 {
-            let k0 = kb * 128 + s * 32;
-            acc = fp8_mma_step(
-                acc,
-                ar[k0..k0 + 32].try_into().unwrap(),
-                br[k0..k0 + 32].try_into().unwrap(),
-            );
-        }
-        let sb_row = match p.b_recipe {
-            Fp8Recipe::PerToken => col,
-            Fp8Recipe::PerBlock => col / 128,
-        };
-        fin = (p.sa[row * 3 + kb] * p.sb[sb_row * 3 + kb]).mul_add(acc, fin);
-    }
+    let mut fin = p.promoted_by_hand(row, col, 0..3);
     if let Some(c) = &p.c {
         fin += c[row * 130 + col];
     }
