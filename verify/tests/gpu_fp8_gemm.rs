@@ -86,6 +86,10 @@ fn main() {
         Box::new(all_configs_case),
     );
     gpu_trial(
+        "split-K: launches in a row share the workspace".into(),
+        Box::new(split_k_sequence_case),
+    );
+    gpu_trial(
         "every B-scale block boundary position in a tile (1D2D)".into(),
         Box::new(sb_boundary_case),
     );

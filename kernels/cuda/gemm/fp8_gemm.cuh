@@ -18,8 +18,11 @@
 // loads half of A's rows and multicasts it to both, and each CTA's consumers release a
 // stage on both CTAs' empty barriers (the peer writes into it too).
 //
+// With SPLIT_K (single CTAs, at most 128 rows), each tile's K is split over `splits` units
+// that reduce in a fixed order (split_k.cuh): for small M, whose tiles cannot fill the SMs.
+//
 // Compile-time: BLOCK_M (64, 128 or 256), BLOCK_N (multiple of 16, ≤ 256), STAGES,
-// CLUSTER, PIPE, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
+// CLUSTER, PIPE, SPLIT_K, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
 // for the TMA-store epilogue, used when the run-time flag FLAG_TMA_STORE is set).
 #pragma once
 #include "../common.cuh"
@@ -88,6 +91,9 @@ static_assert(NUM_MATH_WG == 1 || (NUM_MATH_WG * MATH_REGS + PRODUCER_REGS) * 12
 
 #include "promote.cuh"
 #include "epilogue.cuh"
+#if SPLIT_K
+#include "split_k.cuh"
+#endif
 
 static_assert(BLOCK_M == 64 || BLOCK_M == 128 || BLOCK_M == 256, "BLOCK_M must be 64, 128 or 256");
 static_assert(!PIPE || WAVES == 1, "the pipelined promotion needs one wave per warpgroup");
@@ -96,12 +102,14 @@ static_assert(!PIPE || WAVES == 1, "the pipelined promotion needs one wave per w
 #define HALVES_ON (HALVES && !PIPE && BLOCK_M == 128)
 static_assert(!TMA_STORE || WAVES == 1, "the TMA-store staging holds one wave per warpgroup");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "CLUSTER must be 1 or 2");
+static_assert(!SPLIT_K || (CLUSTER == 1 && WAVES == 1), "split-K: single CTAs of at most 128 rows");
 static_assert(BLOCK_N % 16 == 0 && BLOCK_N >= 16 && BLOCK_N <= 256, "BLOCK_N: multiple of 16 in [16, 256]");
 static_assert(SMEM_B_BYTES % 1024 == 0, "B tiles must keep 1024-byte swizzle alignment");
 static_assert(!HAS_C || OUT_F32, "C is only added to an FP32 output");
 static_assert(!TMA_STORE || !OUT_F32, "the TMA-store epilogue is BF16 only");
 
-// Shared memory: [D staging][A tiles][B tiles][A scales][B scales][full barriers][empty barriers].
+// Shared memory: [D staging][A tiles][B tiles][A scales][B scales][full barriers][empty barriers]
+// [SPLIT_K: the last-unit flag].
 #define SMEM_D_RESERVED (TMA_STORE ? SMEM_D_BYTES : 0)
 SG_DEVICE u8* smem_a(u8* base, u32 s) { return base + SMEM_D_RESERVED + s * SMEM_A_BYTES; }
 SG_DEVICE u8* smem_b(u8* base, u32 s) { return base + SMEM_D_RESERVED + STAGES * SMEM_A_BYTES + s * SMEM_B_BYTES; }
@@ -117,6 +125,8 @@ SG_DEVICE u64* smem_bars(u8* base) {
     return reinterpret_cast<u64*>(base + SMEM_D_RESERVED +
                                   STAGES * (SMEM_A_BYTES + SMEM_B_BYTES + SMEM_SFA_BYTES + SMEM_SFB_BYTES));
 }
+// SPLIT_K: one word after the barriers (the host reserves 16 bytes for it).
+SG_DEVICE u32* smem_split_flag(u8* base) { return reinterpret_cast<u32*>(smem_bars(base) + 2 * STAGES); }
 
 // HALVES: the tile's columns as two halves of BLOCK_N/2, each its own wgmma chain
 // (`wgmma_fp8_half`, m64n{BLOCK_N/2}k32) into its own partial tile, so one half is promoted
@@ -170,8 +180,8 @@ struct Ring {
 // The math warpgroups' loop over their tiles (see the file comment).
 SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& sched, const TmaDesc* tma_d,
                                 out_t* d, u64 ld_d, const float* c,
-                                u64 ld_c, u32 M, u32 N, u32 num_kb, u32 wg, u32 flags) {
-    u32 m_block, n_block;
+                                u64 ld_c, u32 M, u32 N, u32 wg, u32 flags, float* split_partials,
+                                u32* split_counters) {
     // With two math warpgroups the 384 threads share 64K registers: move them from the
     // producer to the math warpgroups (MATH_REGS). One math warpgroup has 255 already.
     if (NUM_MATH_WG == 2) warpgroup_reg_alloc<MATH_REGS>();
@@ -186,7 +196,11 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
     auto sfa_row = [&](u32 w) { return row_in_tile(w); };
 #endif
     Ring ring;
-    while (sched.next_tile(m_block, n_block)) {
+    WorkUnit unit;
+    while (sched.next_unit(unit)) {
+        const u32 m_block = unit.m_block, n_block = unit.n_block;
+        // This unit's k-blocks (all of K unless SPLIT_K); `kb` below counts from 0.
+        const u32 num_kb = unit.kb_end - unit.kb_begin;
         const u32 n0 = n_block * BLOCK_N;
         float final_acc[WAVES][ACC_REGS];
 #pragma unroll
@@ -373,6 +387,13 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #endif
         });
 
+#if SPLIT_K
+        // Only the tile's last unit goes on, with the sum of all its splits.
+        if (sched.splits > 1 &&
+            !split_k_reduce(final_acc[0], split_partials, split_counters, m_block * sched.num_n_blocks + n_block,
+                            unit.split, sched.splits, smem_split_flag(smem), threadIdx.x))
+            continue;
+#endif
         const u32 m0 = m_block * BLOCK_M;
 #ifdef PLANT_SKIP_LAST_N_TILE  // planted bug (verification only): the last N tile is not stored
         if (n0 + BLOCK_N >= N) continue;
@@ -404,7 +425,9 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
          out_t* d, u64 ld_d,                        // D [M, N], row stride (elements)
          const float* c, u64 ld_c,                  // HAS_C: C [M, N] FP32 (may be D), row stride
          u32 M, u32 N, u32 K, u32 band, u32 flags,
-         u32 a_box_rows) {                          // rows of tma_a's box (< BLOCK_M when M is)
+         u32 a_box_rows,                            // rows of tma_a's box (< BLOCK_M when M is)
+         u32 splits,                                // SPLIT_K: units per tile (1..=ceil(K/128))
+         float* split_partials, u32* split_counters) {  // SPLIT_K: the workspace (split_k.cuh)
     extern __shared__ __align__(1024) u8 smem[];
     u64* full = smem_bars(smem);
     u64* empty = full + STAGES;
@@ -433,16 +456,17 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
     grid_launch_dependents();
 
     const u32 rank = CLUSTER > 1 ? cluster_rank() : 0;
-    TileScheduler sched(M, N, BLOCK_M, BLOCK_N, band, rank);
-    u32 m_block, n_block;
+    TileScheduler sched(M, N, num_kb, BLOCK_M, BLOCK_N, band, splits, rank);
+    WorkUnit unit;
 
     if (wg == NUM_MATH_WG) {
         // Producer warpgroup: one thread streams the tiles of every k-block of every tile.
         if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<PRODUCER_REGS>();
         if (threadIdx.x % 128 == 0) {
             Ring ring;
-            while (sched.next_tile(m_block, n_block)) {
-                for (u32 kb = 0; kb < num_kb; ++kb) {
+            while (sched.next_unit(unit)) {
+                const u32 m_block = unit.m_block, n_block = unit.n_block;
+                for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
                     const u32 s = ring.stage;
                     mbar_wait(&empty[s], ring.phase ^ 1);
                     // A single M-block shorter than BLOCK_M loads only its rows (rounded up to
@@ -473,8 +497,8 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
             // row-major [ceil(N/128), ceil(K/128)] matrix, the last repeated past N) into the
             // stage with cp.async, completing on the same full barrier.
             Ring ring;
-            while (sched.next_tile(m_block, n_block)) {
-                const u32 sb_first = n_block * BLOCK_N / 128, sb_last = ceil_div(N, 128u) - 1;
+            while (sched.next_unit(unit)) {
+                const u32 sb_first = unit.n_block * BLOCK_N / 128, sb_last = ceil_div(N, 128u) - 1;
                 const float* rows[SB_BLOCKS];
 #pragma unroll
                 for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j, sb_last) * ld_sfb;
@@ -482,7 +506,7 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
 #pragma unroll
                 for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j + 1, sb_last) * ld_sfb;
 #endif
-                for (u32 kb = 0; kb < num_kb; ++kb) {
+                for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
                     const u32 s = ring.stage;
                     mbar_wait(&empty[s], ring.phase ^ 1);
 #pragma unroll
@@ -493,8 +517,8 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
             }
         }
     } else {
-        math_warpgroups(smem, full, empty, sched, &tma_d, d, ld_d, HAS_C ? c : nullptr, ld_c, M, N, num_kb,
-                        wg, flags);
+        math_warpgroups(smem, full, empty, sched, &tma_d, d, ld_d, HAS_C ? c : nullptr, ld_c, M, N, wg, flags,
+                        split_partials, split_counters);
     }
     // A CTA may not exit while its peer can still multicast into it or arrive on its barriers.
     if (CLUSTER > 1) cluster_sync();

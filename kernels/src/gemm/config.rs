@@ -29,6 +29,9 @@ pub const MAX_PIPELINED_BLOCK_N: u32 = 144;
 /// Largest BLOCK_N [`choose_for`] pipelines for a 1D1D variant (see [`MAX_PIPELINED_BLOCK_N`]).
 pub const MAX_PIPELINED_BLOCK_N_1D1D: u32 = 128;
 
+/// Most units one tile's K may be split into ([`Fp8GemmConfig::splits`]).
+pub const MAX_SPLITS: u32 = 32;
+
 /// Largest BLOCK_N with BLOCK_M 256: a partial and two promoted accumulator sets of
 /// BLOCK_N/2 registers each must fit in 232.
 pub const MAX_BLOCK_N_M256: u32 = 128;
@@ -109,6 +112,14 @@ pub struct Fp8GemmConfig {
     /// BF16 outputs by direct stores, without the TMA-store epilogue's shared-memory
     /// staging (which costs BLOCK_M·BLOCK_N·2 bytes, often one ring stage).
     pub direct_store: bool,
+    /// Split-K: each tile's k-blocks are divided among this many work units (1 to
+    /// [`MAX_SPLITS`]; single CTAs of at most 128 rows), split `s` of `S` taking k-blocks
+    /// `[s·n/S, (s+1)·n/S)` of the `n = ceil(K/128)`, promoted from zero; the last unit of a
+    /// tile to finish adds the `S` FP32 tiles in split order (`cuda/gemm/split_k.cuh`), so
+    /// the result is deterministic and the reference's `Promotion::SplitK` models it bit
+    /// for bit. A launch uses [`Fp8GemmConfig::splits_for`] splits. For small M, where the
+    /// tiles alone cannot fill the SMs.
+    pub splits: u32,
 }
 
 impl Fp8GemmConfig {
@@ -122,6 +133,33 @@ impl Fp8GemmConfig {
             cluster: 1,
             pipelined: false,
             direct_store: false,
+            splits: 1,
+        }
+    }
+
+    /// This config with split-K over `splits` units per tile ([`Fp8GemmConfig::splits`]).
+    pub fn with_splits(self, splits: u32) -> Self {
+        Fp8GemmConfig { splits, ..self }
+    }
+
+    /// The splits a launch with reduction dimension `k` uses: [`Fp8GemmConfig::splits`],
+    /// at most one per 128-K block (at least 1).
+    pub fn splits_for(&self, k: usize) -> u32 {
+        (self.splits as usize).min(k.div_ceil(128)).max(1) as u32
+    }
+
+    /// Whether the kernel is the split-K one (it also runs a launch of one split).
+    fn split_kernel(&self) -> bool {
+        self.splits > 1
+    }
+
+    /// This config with the run-time-only settings normalised: the same compiled kernel
+    /// runs every split count ≥ 2 (as 2 here) and every band (as [`DEFAULT_BAND`]).
+    pub fn kernel_config(&self) -> Fp8GemmConfig {
+        Fp8GemmConfig {
+            splits: self.splits.min(2),
+            band: DEFAULT_BAND,
+            ..*self
         }
     }
 
@@ -163,13 +201,16 @@ impl Fp8GemmConfig {
     /// BLOCK_N ≤ [`MAX_BLOCK_N_M256`], not pipelined), BLOCK_N a multiple of 16 in 16..=256;
     /// a cluster of 2 needs BLOCK_M ≥ 128 and an even number of N-blocks (both CTAs of a
     /// pair share an M-block); the pipelined promotion needs BLOCK_N ≤
-    /// [`MAX_PIPELINED_BLOCK_N`].
+    /// [`MAX_PIPELINED_BLOCK_N`]; split-K ([`Fp8GemmConfig::splits`] > 1) needs single CTAs
+    /// of at most 128 rows and at most [`MAX_SPLITS`] splits.
     pub fn supports(&self, _m: usize, n: usize) -> bool {
         let tile_ok = matches!(self.block_m, 64 | 128 | 256)
             && self.block_n % 16 == 0
             && (16..=256).contains(&self.block_n)
             && (self.block_m != 256 || (self.block_n <= MAX_BLOCK_N_M256 && !self.pipelined))
-            && (!self.pipelined || self.block_n <= MAX_PIPELINED_BLOCK_N);
+            && (!self.pipelined || self.block_n <= MAX_PIPELINED_BLOCK_N)
+            && (1..=MAX_SPLITS).contains(&self.splits)
+            && (!self.split_kernel() || (self.cluster == 1 && self.block_m <= 128));
         tile_ok
             && match self.cluster {
                 1 => true,
@@ -187,15 +228,25 @@ impl Fp8GemmConfig {
         self.block_m * 128 + self.block_n * 128 + sfa + sfb + 16 // + the stage's two mbarriers
     }
 
+    /// Shared memory besides the stages and the staging: the split-K kernel's flag word
+    /// (16 bytes).
+    fn extra_bytes(&self) -> u32 {
+        if self.split_kernel() {
+            16
+        } else {
+            0
+        }
+    }
+
     /// Ring stages of variant `v`: as many as fit next to the output staging, ≤ `stages`.
     pub fn stages_for(&self, v: Fp8Variant) -> u32 {
-        let free = MAX_SMEM_BYTES.saturating_sub(self.staging_bytes(v));
+        let free = MAX_SMEM_BYTES.saturating_sub(self.staging_bytes(v) + self.extra_bytes());
         (free / self.stage_bytes(v)).min(self.stages)
     }
 
     /// Dynamic shared memory per CTA for variant `v`, bytes.
     pub fn smem_bytes(&self, v: Fp8Variant) -> u32 {
-        self.staging_bytes(v) + self.stages_for(v) * self.stage_bytes(v)
+        self.staging_bytes(v) + self.stages_for(v) * self.stage_bytes(v) + self.extra_bytes()
     }
 
     /// Threads per CTA: 128 per math warpgroup (one for BLOCK_M 64, else two) plus the
@@ -224,11 +275,12 @@ impl Fp8GemmConfig {
         let flag = |x: bool| if x { "1" } else { "0" }.to_string();
         KernelSpec {
             label: format!(
-                "fp8_gemm_{b}_{out}<BLOCK_M={}, BLOCK_N={}, STAGES={stages}, CLUSTER={}, PIPE={}>",
+                "fp8_gemm_{b}_{out}<BLOCK_M={}, BLOCK_N={}, STAGES={stages}, CLUSTER={}, PIPE={}, SPLIT_K={}>",
                 self.block_m,
                 self.block_n,
                 self.cluster,
-                u8::from(self.pipelined)
+                u8::from(self.pipelined),
+                u8::from(self.split_kernel())
             ),
             file: "gemm/fp8_gemm.cuh",
             function: "fp8_gemm",
@@ -244,6 +296,7 @@ impl Fp8GemmConfig {
                 ("OUT_F32".into(), flag(v.out == OutDtype::F32)),
                 ("HAS_C".into(), flag(v.with_c)),
                 ("TMA_STORE".into(), flag(self.staging_bytes(v) > 0)),
+                ("SPLIT_K".into(), flag(self.split_kernel())),
             ],
         }
     }
@@ -253,13 +306,19 @@ impl std::str::FromStr for Fp8GemmConfig {
     type Err = String;
 
     /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster), `p` (pipelined
-    /// promotion), `d` (direct stores) and `/B` (B N-blocks per rasterisation band), e.g.
-    /// `128x128c2p` or `128x128p/16`; stages as [`Fp8GemmConfig::new`].
+    /// promotion), `d` (direct stores), `kS` (split-K over S units) and `/B` (B N-blocks per
+    /// rasterisation band), e.g. `128x128c2p`, `128x64pk4` or `128x128p/16`; stages as
+    /// [`Fp8GemmConfig::new`].
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected BMxBN[cC][p][d][/B], e.g. 128x128c2p");
+        let bad = || format!("`{s}`: expected BMxBN[cC][p][d][kS][/B], e.g. 128x128c2p");
+        let positive = |x: &str| x.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(bad);
         let (s, band) = match s.split_once('/') {
-            Some((t, b)) => (t, b.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(bad)?),
+            Some((t, b)) => (t, positive(b)?),
             None => (s, DEFAULT_BAND),
+        };
+        let (s, splits) = match s.split_once('k') {
+            Some((t, k)) => (t, positive(k)?),
+            None => (s, 1),
         };
         let (s1, direct) = match s.strip_suffix('d') {
             Some(b) => (b, true),
@@ -276,6 +335,7 @@ impl std::str::FromStr for Fp8GemmConfig {
             .with_cluster(parse(cluster)?)
             .with_pipeline(pipelined)
             .with_direct_store(direct)
+            .with_splits(splits)
             .with_band(band))
     }
 }
@@ -283,6 +343,12 @@ impl std::str::FromStr for Fp8GemmConfig {
 /// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs
 /// (measured on the H200, 2026-11-30, `benches/README.md`):
 ///
+/// - M ≤ 128, K ≥ 4096 and B (N·K bytes) under 32 MiB: split-K ([`Fp8GemmConfig::splits`]),
+///   64×{64, 32} (M ≤ 64) or 128×{64, 32} pipelined tiles, the first width whose tiles times
+///   2 to [`MAX_AUTO_SPLITS`] splits fill 3/4 of the SMs (1×576×7168: 5.9 µs in 7 splits of
+///   64×32 against 11.6 with 64×16; 128×2112×7168: 10.1 in 4 of 128×64 against 12.4 with
+///   64×32; 128×4096×7168: 12.7 in 2 of 128×64 against 13.7 with 64×64). The cases below
+///   apply otherwise.
 /// - 64 < M ≤ 128: one 128-row M-block with the pipelined promotion (B read once, not
 ///   once per 64-row block) when its tiles fill the SMs: the smallest BLOCK_N of
 ///   [`MEDIUM_M_BLOCK_N`] with at most two waves (else 128), if that is at least 3/4 of a wave
@@ -325,6 +391,9 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
 /// ([`Fp8Variant::with_c`]) 128-row tiles are at most [`MAX_BLOCK_N_WITH_C`] wide.
 pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
+    if let Some(c) = split_k_choice(m, n, k, sms) {
+        return c;
+    }
     if m > 64 && m <= 128 {
         let medium = MEDIUM_M_BLOCK_N
             .iter()
@@ -377,6 +446,50 @@ pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8G
     }
 }
 
+/// Split-K for M ≤ 128 with a long K over a B small enough not to be bandwidth-bound:
+/// `K ≥ 32·128` and `N·K` under 32 MiB. Tiles of 64 rows (M ≤ 64) or 128 rows, pipelined
+/// (64 < M ≤ 128; B is then read once), [`SPLIT_BLOCK_N`] columns, the first width whose tiles
+/// times `S` fill 3/4 of the SMs, with `S` = SMs / tiles, at most [`MAX_AUTO_SPLITS`] and at
+/// most one per 8 k-blocks (`S` ≥ 2, else no split). Measured on the H200 (benches/README.md,
+/// fifth session; µs, one shape at a time, tiles alternating in one process):
+///
+/// | M×N×K | without split-K | split-K |
+/// |---|---|---|
+/// | 128×2112×7168 | 12.4 (64×32) | 10.1 (128×64p, 4 splits) |
+/// | 128×576×7168 | 11.6 (64×16) | 7.3 (128×32p, 7) |
+/// | 128×4096×7168 | 13.7 (64×64) | 12.7 (128×64p, 2) |
+/// | 1×2112×7168 | 12.0 (64×16) | 7.9 (64×64, 4) |
+/// | 1×576×7168 | 11.6 (64×16) | 5.9 (64×32, 7) |
+/// | 1×4096×7168 | 12.5 (64×32) | 10.2 (64×64, 2) |
+///
+/// and no gain where K ≤ 2048 (128×7168×2048: 6.4 unsplit, 10.2 with 128×112p in 2 splits)
+/// or B is large (128×7168×16384: 38.6, 39.4 with 128×112p in 2). About 1.3–1.6 µs of a split
+/// launch are the partial tiles' stores and counting and 1.2–1.8 µs the last unit's reads
+/// (SPLIT_K experiments, same benches), so a split pays only where the k-loop shrinks more.
+fn split_k_choice(m: usize, n: usize, k: usize, sms: usize) -> Option<Fp8GemmConfig> {
+    let kb = k.div_ceil(128);
+    if m == 0 || m > 128 || kb < 32 || n.saturating_mul(k) >= 32 << 20 {
+        return None;
+    }
+    let (block_m, pipelined) = if m > 64 { (128u32, true) } else { (64, false) };
+    SPLIT_BLOCK_N.iter().find_map(|&bn| {
+        let tiles = m.div_ceil(block_m as usize) * n.div_ceil(bn as usize);
+        let splits = (sms / tiles).min(MAX_AUTO_SPLITS as usize).min(kb / 8);
+        (splits >= 2 && 4 * tiles * splits >= 3 * sms).then(|| {
+            Fp8GemmConfig::new(block_m, bn)
+                .with_pipeline(pipelined)
+                .with_splits(splits as u32)
+        })
+    })
+}
+
+/// BLOCK_N values [`choose_for`] tries for split-K, in order (the last unit of a tile reads
+/// every split's FP32 tile, so wider tiles cost more there).
+pub const SPLIT_BLOCK_N: &[u32] = &[64, 32];
+
+/// Most splits [`choose_for`] picks (the last unit's reads grow with the count).
+pub const MAX_AUTO_SPLITS: u32 = 8;
+
 /// 128-row tiles wider than this run as CTA pairs sharing A ([`Fp8GemmConfig::cluster`])
 /// when their N-blocks pair up (measured in alternating processes, three rounds:
 /// 4096×2112×7168 with 128×176 tiles 1209–1213 TFLOPS in pairs, 1164–1172 single;
@@ -418,7 +531,8 @@ fn large_m_block_n(v: Fp8Variant) -> impl Iterator<Item = u32> {
 /// BLOCK_N values [`choose`] considers for 64 < M ≤ 128 (128-row tiles, pipelined).
 pub const MEDIUM_M_BLOCK_N: &[u32] = &[64, 96, 128];
 
-/// Every tile configuration [`choose_for`] can return for variant `v` (the compile gate
+/// Every tile configuration [`choose_for`] can return for variant `v`, split-K ones with 2
+/// splits standing for every count ([`Fp8GemmConfig::kernel_config`]; the compile gate
 /// builds each).
 pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
     let small = BLOCK_N_CANDIDATES
@@ -432,7 +546,16 @@ pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
     let medium = MEDIUM_M_BLOCK_N
         .iter()
         .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true));
-    let mut out: Vec<_> = small.chain(large).chain(medium).collect();
+    // Split-K, one per kernel (any split count ≥ 2 runs the same kernel).
+    let split = SPLIT_BLOCK_N.iter().flat_map(|&bn| {
+        [
+            Fp8GemmConfig::new(64, bn).with_splits(2),
+            Fp8GemmConfig::new(128, bn)
+                .with_pipeline(true)
+                .with_splits(2),
+        ]
+    });
+    let mut out: Vec<_> = small.chain(large).chain(medium).chain(split).collect();
     out.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(*c));
@@ -466,8 +589,30 @@ pub fn all_configs() -> Vec<Fp8GemmConfig> {
         .iter()
         .map(|c| c.with_pipeline(true))
         .filter(|c| c.supports(0, 2 * c.block_n as usize));
-    plain.iter().copied().chain(piped).collect()
+    // Split-K (the kernel is the same for every count ≥ 2): 3 splits (uneven over 4 or 5
+    // k-blocks) for the 64-row tiles, 4 for the 128-row ones, every kind of k-loop.
+    let split = SPLIT_TILES
+        .iter()
+        .map(|s| s.parse::<Fp8GemmConfig>().expect("SPLIT_TILES parse"));
+    let mut out: Vec<_> = plain.iter().copied().chain(piped).chain(split).collect();
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(*c));
+    out
 }
+
+/// The split-K configs of [`all_configs`] besides those [`chosen_configs`] gives.
+const SPLIT_TILES: &[&str] = &[
+    "64x16k3",
+    "64x32k3",
+    "64x64k3",
+    "64x128k3",
+    "64x128pk3",
+    "128x32pk4",
+    "128x64pk4",
+    "128x128pk4",
+    "128x144pk4",
+    "128x176k4",
+];
 
 #[cfg(test)]
 mod tests {
@@ -475,20 +620,20 @@ mod tests {
 
     #[test]
     fn every_choice_is_in_all_configs_and_fits() {
-        let all = all_configs();
+        let all: Vec<_> = all_configs().iter().map(|c| c.kernel_config()).collect();
         for v in Fp8Variant::all() {
             let chosen = chosen_configs_for(v);
             for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
                 for &n in &[1, 16, 33, 576, 1408, 2112, 4096, 7168, 24576, 32768] {
                     let c = choose_for(v, m, n, 7168, 132);
-                    assert!(chosen.contains(&c), "{c:?} for {v:?}");
+                    assert!(chosen.contains(&c.kernel_config()), "{c:?} for {v:?}");
                     assert!(c.supports(m, n), "{c:?} for {m}x{n}");
                     if v.with_c && c.block_m == 128 {
                         assert!(c.block_n <= MAX_BLOCK_N_WITH_C, "{c:?} for {v:?}");
                     }
                 }
             }
-            assert!(chosen.iter().all(|c| all.contains(c)));
+            assert!(chosen.iter().all(|c| all.contains(&c.kernel_config())));
         }
         for c in &all {
             for v in Fp8Variant::all() {
@@ -514,9 +659,31 @@ mod tests {
         assert_eq!(choose(1, 7168, 7168, 132).block_n, 64);
         assert_eq!(choose(1, 24576, 1536, 132).block_n, 192);
         assert_eq!(choose(1, 32768, 512, 132).block_n, 128);
-        assert_eq!(choose(1, 576, 7168, 132).block_n, 16);
-        assert_eq!(choose(128, 2112, 7168, 132).block_n, 32);
-        assert_eq!(choose(128, 4096, 7168, 132), Fp8GemmConfig::new(64, 64));
+        // Without split-K (K < 4096): one wave of the smallest tiles.
+        assert_eq!(choose(1, 576, 3968, 132).block_n, 16);
+        assert_eq!(choose(128, 2112, 3968, 132).block_n, 32);
+        assert_eq!(choose(128, 4096, 3968, 132), Fp8GemmConfig::new(64, 64));
+        // Split-K: K ≥ 4096 and B under 32 MiB; the first of 64, 32 columns whose tiles
+        // times the splits (≤ 8, ≤ SMs / tiles) fill 3/4 of the SMs.
+        let split = |bm, bn, s| {
+            Fp8GemmConfig::new(bm, bn)
+                .with_pipeline(bm == 128)
+                .with_splits(s)
+        };
+        assert_eq!(choose(1, 576, 7168, 132), split(64, 32, 7));
+        assert_eq!(choose(1, 2112, 7168, 132), split(64, 64, 4));
+        assert_eq!(choose(1, 4096, 7168, 132), split(64, 64, 2));
+        assert_eq!(choose(128, 576, 7168, 132), split(128, 32, 7));
+        assert_eq!(choose(128, 2112, 7168, 132), split(128, 64, 4));
+        assert_eq!(choose(128, 4096, 7168, 132), split(128, 64, 2));
+        assert_eq!(choose(64, 4096, 4096, 132), split(64, 64, 2));
+        // not where B is 32 MiB or more, nor for K < 4096, nor when tiles fill the SMs
+        assert_eq!(choose(1, 7168, 7168, 132).splits, 1);
+        assert_eq!(choose(128, 4096, 3968, 132).splits, 1);
+        assert_eq!(choose(128, 8192, 3968, 132).splits, 1);
+        assert_eq!(choose(129, 576, 7168, 132).splits, 1);
+        // fewer SMs, fewer splits (SCALEGEMM_NUM_SMS)
+        assert_eq!(choose(1, 2112, 7168, 66), split(64, 64, 2));
         // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
         let medium = |bn| Fp8GemmConfig::new(128, bn).with_pipeline(true);
         assert_eq!(choose(128, 7168, 16384, 132), medium(64));
@@ -575,9 +742,52 @@ mod tests {
                 .with_band(4))
         );
         assert_eq!("64x32".parse::<Fp8GemmConfig>().unwrap().band, DEFAULT_BAND);
-        for bad in ["128x128p/0", "128x128p/", "128x128/16p", "128x128/x"] {
+        // Split-K: `kS` before the band.
+        assert_eq!(
+            "128x64pk4".parse(),
+            Ok(Fp8GemmConfig::new(128, 64)
+                .with_pipeline(true)
+                .with_splits(4))
+        );
+        assert_eq!(
+            "64x32k3/4".parse(),
+            Ok(Fp8GemmConfig::new(64, 32).with_splits(3).with_band(4))
+        );
+        for bad in [
+            "128x128p/0",
+            "128x128p/",
+            "128x128/16p",
+            "128x128/x",
+            "128x64pk0",
+            "128x64pk",
+            "128x64k2p",
+        ] {
             assert!(bad.parse::<Fp8GemmConfig>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn split_k_limits() {
+        let c = Fp8GemmConfig::new(128, 64)
+            .with_pipeline(true)
+            .with_splits(4);
+        assert!(c.supports(128, 64));
+        assert_eq!(c.splits_for(7168), 4);
+        assert_eq!(c.splits_for(300), 3, "one split per 128-K block at most");
+        assert_eq!(c.splits_for(0), 1);
+        assert!(!c.with_cluster(2).supports(128, 128), "single CTAs only");
+        assert!(!Fp8GemmConfig::new(256, 64).with_splits(2).supports(256, 64));
+        assert!(!c.with_splits(0).supports(128, 64));
+        assert!(!c.with_splits(MAX_SPLITS + 1).supports(128, 64));
+        // the flag word: 16 bytes, and the kernel is its own variant
+        let v = Fp8Variant::BF16_1D2D;
+        let one = c.with_splits(1);
+        assert_eq!(
+            c.smem_bytes(v) - c.stages_for(v) * one.stage_bytes(v),
+            one.staging_bytes(v) + 16
+        );
+        assert_ne!(c.spec(v), one.spec(v));
+        assert_eq!(c.spec(v), c.with_splits(7).spec(v));
     }
 
     #[test]

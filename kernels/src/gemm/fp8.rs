@@ -86,6 +86,14 @@ pub enum Accumulate<'x, 'a> {
 /// tail shorter than 128 is zero-padded in shared memory, never read from global memory);
 /// the launch is asynchronous.
 ///
+/// For M ≤ 128 with a long K the heuristic may split K ([`Fp8GemmConfig::splits`], shown
+/// by `SCALEGEMM_PRINT_CONFIGS=1`): each split's k-blocks are promoted as above from zero and
+/// the splits' FP32 results added in split order, deterministically (same inputs, same bits)
+/// but not in the unsplit order; the reference's `hopper_fp8_gemm_split` with
+/// [`Fp8GemmConfig::splits_for`] models it bit for bit. Split launches use a workspace the
+/// [`Device`] keeps and grows on demand (a u32 counter per tile plus `splits` FP32 tiles per
+/// tile, in steps of 1 MiB; 4.3 MB for 128×2112×7168).
+///
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
 ///
@@ -421,7 +429,19 @@ fn run<T: Fp8Out>(
         pdl: pdl(),
     };
     let prepared = dev.prepared((cfg, variant), || (cfg.spec(variant), shape))?;
-    let units = m.div_ceil(bm as usize) * n.div_ceil(bn as usize) / cfg.cluster as usize;
+    let tiles = m.div_ceil(bm as usize) * n.div_ceil(bn as usize);
+    let splits = cfg.splits_for(k);
+    // Split-K's workspace (`cuda/gemm/split_k.cuh`): a zero u32 counter per tile and
+    // `splits` FP32 tiles per tile. Held (locked) until the launch is enqueued.
+    let workspace = if cfg.splits > 1 {
+        Some(dev.workspace(tiles, tiles * splits as usize * (bm * bn) as usize * 4)?)
+    } else {
+        None
+    };
+    let (split_counters, split_partials) = workspace
+        .as_ref()
+        .map_or((0u64, 0u64), |w| (w.counters, w.scratch));
+    let units = tiles * splits as usize / cfg.cluster as usize;
     // Whole clusters only, one CTA per SM at most, and (with clusters) no more than can be
     // resident at once: GPCs may not pair up every SM, and surplus clusters of a
     // persistent kernel would wait for whole resident ones.
@@ -435,7 +455,7 @@ fn run<T: Fp8Out>(
     };
     if print_configs() {
         eprintln!(
-            "[scalegemm] fp8_gemm_nt {m}x{n}x{k} {variant:?}: {cfg:?}, {} stages, grid {} CTAs, TMA store {}",
+            "[scalegemm] fp8_gemm_nt {m}x{n}x{k} {variant:?}: {cfg:?}, {} stages, {splits} split(s), grid {} CTAs, TMA store {}",
             cfg.stages_for(variant),
             launch.grid.0,
             flags & 1 != 0
@@ -465,15 +485,23 @@ fn run<T: Fp8Out>(
         arg(&band),
         arg(&flags),
         arg(&a_box_rows),
+        arg(&splits),
+        arg(&split_partials),
+        arg(&split_counters),
     ];
     // SAFETY: the arguments match the kernel's parameters (5 TmaDesc, const float*, u64,
-    // out_t*, u64, const float*, u64, u32 ×6). TMA reads stay inside the described tensors
+    // out_t*, u64, const float*, u64, u32 ×7, float*, u32*). TMA reads stay inside the described tensors
     // (M×K, N×K, kb×M and kb×N with the leading dimensions checked above and by
     // Matrix::new / Fp8Operand::new); 1D2D reads sfb rows < ceil(N/128) and columns < kb
     // (Fp8Operand::new checked that shape); C is read and D written only at rows < M and
     // columns < N (TMA stores clip to the [M, N] tensor). `prepared` raised the shared-memory
-    // limit to this variant's size.
-    unsafe { launch.run_raised(&prepared.func, stream, &mut args) }
+    // limit to this variant's size. Split-K (1 ≤ splits ≤ ceil(K/128), checked by
+    // `supports` and `splits_for`) touches the workspace only below the `tiles` counters
+    // and `tiles·splits` partial tiles sized above, and `workspace` keeps it allocated until
+    // the launch is enqueued (later frees are stream-ordered).
+    let result = unsafe { launch.run_raised(&prepared.func, stream, &mut args) };
+    drop(workspace);
+    result
 }
 
 /// K = 0: an empty sum, `D = C` (or 0).

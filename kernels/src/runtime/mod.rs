@@ -9,9 +9,9 @@ pub mod source;
 pub mod tma;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use cudarc::driver::{sys, CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
 use cudarc::nvrtc::Ptx;
 
 pub use jit::KernelSpec;
@@ -40,6 +40,24 @@ pub struct Device {
     functions: Mutex<HashMap<KernelSpec, CudaFunction>>,
     cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
     prepared: Mutex<HashMap<PreparedKey, Prepared>>,
+    workspace: Mutex<Buffers>,
+}
+
+/// [`Device::workspace`]'s buffers.
+#[derive(Default)]
+struct Buffers {
+    counters: Option<CudaSlice<u8>>,
+    scratch: Option<CudaSlice<u8>>,
+}
+
+/// Split-K memory on [`Device::stream`] ([`Device::workspace`]): device addresses, valid
+/// while this guard lives.
+pub(crate) struct Workspace<'d> {
+    _guard: MutexGuard<'d, Buffers>,
+    /// Zeroed u32 counters.
+    pub(crate) counters: u64,
+    /// Scratch bytes.
+    pub(crate) scratch: u64,
 }
 
 /// Key of [`Device::prepared`]: a GEMM tile configuration and kernel variant.
@@ -112,6 +130,7 @@ impl Device {
             functions: Mutex::new(HashMap::new()),
             cluster_limits: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
+            workspace: Mutex::new(Buffers::default()),
         })
     }
 
@@ -220,6 +239,43 @@ impl Device {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, n);
         Ok(n)
+    }
+
+    /// Device memory for split-K launches on [`Device::stream`]: at least `counters` u32
+    /// counters, all zero before each launch, and at least `scratch` bytes of scratch (two
+    /// separate buffers, so a launch's scratch never lands on another's counters). Both grow
+    /// (never shrink) on demand, in steps of 1 MiB; the counters are zeroed when allocated
+    /// and every launch must leave the ones it used zero (the split-K GEMM does). Hold the
+    /// guard until the launch is enqueued: a later call may replace a buffer, and the old one
+    /// is freed in stream order, after the launches already enqueued.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] when an allocation fails.
+    pub(crate) fn workspace(
+        &self,
+        counters: usize,
+        scratch: usize,
+    ) -> Result<Workspace<'_>, Error> {
+        let mut guard = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
+        let grown = |old: Option<CudaSlice<u8>>, bytes: usize| match old {
+            Some(w) if w.len() >= bytes => Ok(w),
+            old => {
+                drop(old); // freed in stream order, before the new one is allocated
+                self.stream
+                    .alloc_zeros::<u8>(bytes.max(1).next_multiple_of(1 << 20))
+                    .map_err(Error::driver("allocating the split-K workspace"))
+            }
+        };
+        let c = grown(guard.counters.take(), counters * 4)?;
+        let s = grown(guard.scratch.take(), scratch)?;
+        let (counters_ptr, scratch_ptr) =
+            (c.device_ptr(&self.stream).0, s.device_ptr(&self.stream).0);
+        (guard.counters, guard.scratch) = (Some(c), Some(s));
+        Ok(Workspace {
+            _guard: guard,
+            counters: counters_ptr,
+            scratch: scratch_ptr,
+        })
     }
 
     /// The [`Prepared`] kernel for `key`, made by `make` (spec and launch shape) on first use:

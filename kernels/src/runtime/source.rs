@@ -37,6 +37,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../cuda/gemm/epilogue.cuh"),
     ),
     (
+        "gemm/split_k.cuh",
+        include_str!("../../cuda/gemm/split_k.cuh"),
+    ),
+    (
         "gemm/fp8_gemm.cuh",
         include_str!("../../cuda/gemm/fp8_gemm.cuh"),
     ),
