@@ -33,15 +33,16 @@
 //!   bound on all elements (`2^-11·Σ|a·b·sa·sb|` plus `2^-8·|exact|` for BF16 or
 //!   `2^-22·|exact|` for FP32: it catches wrong scales, blocks, tiles and a lost C);
 //! - bit-for-bit agreement with the Hopper model (`hopper_fp8_sample`, with C; BF16
-//!   compared after RNE) on the sampled elements is reported (not asserted: the model is a
-//!   published reconstruction);
+//!   compared after RNE; `Promotion::SplitK` with the launch's split count) on the sampled
+//!   elements is reported (not asserted: the model is a published reconstruction);
 //! - `calc_diff` < 1e-3 against the unquantized product (+ C) on sampled rows (normal
 //!   data, from 256 elements);
 //! - two launches give bitwise equal output.
 //!
-//! Besides the cases: every kernel configuration (pipelined ones included) for the default
-//! variant, a subset of 12 (both BLOCK_M; BLOCK_N 16…192; CTA pairs; pipelined) for each
-//! other variant, typed errors, and the GPU scale transform.
+//! Besides the cases: every kernel configuration (pipelined and split-K ones included) for
+//! the default variant, a subset of 16 (both BLOCK_M; BLOCK_N 16…192; CTA pairs; pipelined;
+//! split-K) for each other variant, split-K launches in a row sharing the workspace, typed
+//! errors, and the GPU scale transform.
 
 mod gpu_common;
 
@@ -88,6 +89,10 @@ fn main() {
     gpu_trial(
         "split-K: launches in a row share the workspace".into(),
         Box::new(split_k_sequence_case),
+    );
+    gpu_trial(
+        "split-K: launches back to back, no sync between".into(),
+        Box::new(split_k_back_to_back_case),
     );
     gpu_trial(
         "every B-scale block boundary position in a tile (1D2D)".into(),

@@ -308,7 +308,7 @@ impl std::str::FromStr for Fp8GemmConfig {
     /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster), `p` (pipelined
     /// promotion), `d` (direct stores), `kS` (split-K over S units) and `/B` (B N-blocks per
     /// rasterisation band), e.g. `128x128c2p`, `128x64pk4` or `128x128p/16`; stages as
-    /// [`Fp8GemmConfig::new`].
+    /// [`Fp8GemmConfig::new`]. S must be 1 to [`MAX_SPLITS`], B at least 1.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("`{s}`: expected BMxBN[cC][p][d][kS][/B], e.g. 128x128c2p");
         let positive = |x: &str| x.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(bad);
@@ -317,7 +317,10 @@ impl std::str::FromStr for Fp8GemmConfig {
             None => (s, DEFAULT_BAND),
         };
         let (s, splits) = match s.split_once('k') {
-            Some((t, k)) => (t, positive(k)?),
+            Some((t, k)) => (
+                t,
+                positive(k).and_then(|k| if k <= MAX_SPLITS { Ok(k) } else { Err(bad()) })?,
+            ),
             None => (s, 1),
         };
         let (s1, direct) = match s.strip_suffix('d') {
@@ -343,7 +346,7 @@ impl std::str::FromStr for Fp8GemmConfig {
 /// Picks the tile for an `m × n` output with reduction dimension `k` on `sms` SMs
 /// (measured on the H200, 2026-11-30, `benches/README.md`):
 ///
-/// - M ≤ 128, K ≥ 4096 and B (N·K bytes) under 32 MiB: split-K ([`Fp8GemmConfig::splits`]),
+/// - M ≤ 128, K > 3968 (at least 32 k-blocks) and B (N·K bytes) under 32 MiB: split-K ([`Fp8GemmConfig::splits`]),
 ///   64×{64, 32} (M ≤ 64) or 128×{64, 32} pipelined tiles, the first width whose tiles times
 ///   2 to [`MAX_AUTO_SPLITS`] splits fill 3/4 of the SMs (1×576×7168: 5.9 µs in 7 splits of
 ///   64×32 against 11.6 with 64×16; 128×2112×7168: 10.1 in 4 of 128×64 against 12.4 with
@@ -390,10 +393,14 @@ pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
 /// [`choose`] for variant `v`: as for BF16 1D2D, except that with an FP32 `C`
 /// ([`Fp8Variant::with_c`]) 128-row tiles are at most [`MAX_BLOCK_N_WITH_C`] wide.
 pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
+    split_k_choice(m, n, k, sms.max(1) as usize)
+        .unwrap_or_else(|| choose_unsplit_for(v, m, n, k, sms))
+}
+
+/// [`choose_for`] without split-K: every output element is then computed in the same order
+/// (one promoted sum over all of K) whatever M and the SM count (batch-invariant results).
+pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
-    if let Some(c) = split_k_choice(m, n, k, sms) {
-        return c;
-    }
     if m > 64 && m <= 128 {
         let medium = MEDIUM_M_BLOCK_N
             .iter()
@@ -446,8 +453,8 @@ pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8G
     }
 }
 
-/// Split-K for M ≤ 128 with a long K over a B small enough not to be bandwidth-bound:
-/// `K ≥ 32·128` and `N·K` under 32 MiB. Tiles of 64 rows (M ≤ 64) or 128 rows, pipelined
+/// Split-K for M ≤ 128 with a long K over a B small enough not to be bandwidth-bound: at
+/// least 32 k-blocks (K > 3968) and `N·K` under 32 MiB. Tiles of 64 rows (M ≤ 64) or 128 rows, pipelined
 /// (64 < M ≤ 128; B is then read once), [`SPLIT_BLOCK_N`] columns, the first width whose tiles
 /// times `S` fill 3/4 of the SMs, with `S` = SMs / tiles, at most [`MAX_AUTO_SPLITS`] and at
 /// most one per 8 k-blocks (`S` ≥ 2, else no split). Measured on the H200 (benches/README.md,
@@ -684,6 +691,11 @@ mod tests {
         assert_eq!(choose(129, 576, 7168, 132).splits, 1);
         // fewer SMs, fewer splits (SCALEGEMM_NUM_SMS)
         assert_eq!(choose(1, 2112, 7168, 66), split(64, 64, 2));
+        // without split-K, as before it (batch-invariant)
+        let unsplit = |m, n, k| choose_unsplit_for(Fp8Variant::BF16_1D2D, m, n, k, 132);
+        assert_eq!(unsplit(128, 2112, 7168), Fp8GemmConfig::new(64, 32));
+        assert_eq!(unsplit(1, 576, 7168), Fp8GemmConfig::new(64, 16));
+        assert_eq!(unsplit(4096, 4096, 7168), choose(4096, 4096, 7168, 132));
         // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
         let medium = |bn| Fp8GemmConfig::new(128, bn).with_pipeline(true);
         assert_eq!(choose(128, 7168, 16384, 132), medium(64));
@@ -759,6 +771,7 @@ mod tests {
             "128x128/16p",
             "128x128/x",
             "128x64pk0",
+            "128x64pk33",
             "128x64pk",
             "128x64k2p",
         ] {

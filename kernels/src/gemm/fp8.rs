@@ -82,17 +82,20 @@ pub enum Accumulate<'x, 'a> {
 /// `D[m, n] = Σ_kb sa[m, kb]·sb[n, kb]·Σ_{k∈kb} a[m, k]·b[n, k]` (`sb[n, kb]` the scale of
 /// B's block holding row n), computed as Hopper FP8 `wgmma` partial sums per 128-K block
 /// promoted into FP32 with `final = fma(fl32(sa·sb), partial, final)` (DeepGEMM's order; the
-/// reference's `hopper_fp8_gemm` models it bit for bit, DESIGN §3.3). Any M, N, K ≥ 0 (a K
+/// reference's `hopper_fp8_gemm` models it bit for bit, DESIGN §3.3; split-K below). Any M, N, K ≥ 0 (a K
 /// tail shorter than 128 is zero-padded in shared memory, never read from global memory);
 /// the launch is asynchronous.
 ///
 /// For M ≤ 128 with a long K the heuristic may split K ([`Fp8GemmConfig::splits`], shown
 /// by `SCALEGEMM_PRINT_CONFIGS=1`): each split's k-blocks are promoted as above from zero and
-/// the splits' FP32 results added in split order, deterministically (same inputs, same bits)
-/// but not in the unsplit order; the reference's `hopper_fp8_gemm_split` with
-/// [`Fp8GemmConfig::splits_for`] models it bit for bit. Split launches use a workspace the
-/// [`Device`] keeps and grows on demand (a u32 counter per tile plus `splits` FP32 tiles per
-/// tile, in steps of 1 MiB; 4.3 MB for 128×2112×7168).
+/// the splits' FP32 results added in split order; the reference's `hopper_fp8_gemm_split`
+/// with [`Fp8GemmConfig::splits_for`] models that bit for bit. A launch is deterministic
+/// (same inputs and config, same bits), but the split count depends on M, N, K and the SM
+/// count, so the same row can round differently at M = 128 and M = 129, or with
+/// `SCALEGEMM_NUM_SMS`; `SCALEGEMM_SPLIT_K=0` (read once) turns split-K off for batch-invariant
+/// results. Split launches use a workspace the [`Device`] keeps and grows on demand (a u32
+/// counter per tile plus `splits` FP32 tiles per tile, in whole MiB: 4.3 MB of scratch at
+/// 128×2112×7168); see `Device` for CUDA-graph capture.
 ///
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
@@ -105,7 +108,8 @@ pub enum Accumulate<'x, 'a> {
 /// # Errors
 /// [`Error::Scale`] for the wrong recipes; [`Error::Shape`] when K or the output shape
 /// disagree; [`Error::Alignment`] for TMA alignment; [`Error::Device`] when an operand lives
-/// in another context; [`Error::TooLarge`] for a dimension ≥ 2^31; compile and driver errors.
+/// in another context; [`Error::TooLarge`] for a dimension ≥ 2^31 (or, forced configs, a
+/// split-K scratch above [`MAX_SPLIT_SCRATCH_BYTES`]); compile and driver errors.
 pub fn fp8_gemm_nt<T: Fp8Out>(
     dev: &Device,
     a: &Fp8Operand,
@@ -113,7 +117,7 @@ pub fn fp8_gemm_nt<T: Fp8Out>(
     d: &mut MatrixMut<T>,
 ) -> Result<(), Error> {
     let v = variant::<T>(b, &Accumulate::No);
-    let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
+    let cfg = heuristic(dev, v, a.rows(), b.rows(), a.k());
     run(dev, a, b, Accumulate::No, d, cfg)
 }
 
@@ -132,7 +136,7 @@ pub fn fp8_gemm_nt_acc(
     d: &mut MatrixMut<f32>,
 ) -> Result<(), Error> {
     let v = variant::<f32>(b, &c);
-    let cfg = config::choose_for(v, a.rows(), b.rows(), a.k(), dev.usable_sms());
+    let cfg = heuristic(dev, v, a.rows(), b.rows(), a.k());
     run(dev, a, b, c, d, cfg)
 }
 
@@ -319,7 +323,7 @@ fn run<T: Fp8Out>(
     let (m, n, k) = (a.rows(), b.rows(), a.k());
     if !cfg.supports(m, n) {
         return Err(Error::Shape(format!(
-            "{cfg:?} cannot run a {m}×{n} output (see Fp8GemmConfig::supports)"
+            "{cfg:?} cannot run a {m}×{n} output (Fp8GemmConfig::supports: BLOCK_M, BLOCK_N, pipelining, CTA pairs, splits)"
         )));
     }
     let variant = variant::<T>(b, &c);
@@ -428,13 +432,21 @@ fn run<T: Fp8Out>(
         cluster_x: cfg.cluster,
         pdl: pdl(),
     };
-    let prepared = dev.prepared((cfg, variant), || (cfg.spec(variant), shape))?;
     let tiles = m.div_ceil(bm as usize) * n.div_ceil(bn as usize);
     let splits = cfg.splits_for(k);
     // Split-K's workspace (`cuda/gemm/split_k.cuh`): a zero u32 counter per tile and
     // `splits` FP32 tiles per tile. Held (locked) until the launch is enqueued.
+    let scratch = tiles * splits as usize * (bm * bn) as usize * 4;
+    if cfg.splits > 1 && scratch > MAX_SPLIT_SCRATCH_BYTES {
+        return Err(Error::TooLarge(format!(
+            "{cfg:?} on {m}×{n}×{k} needs {scratch} bytes of split-K scratch (at most {MAX_SPLIT_SCRATCH_BYTES}): fewer splits or larger tiles"
+        )));
+    }
+    let prepared = dev.prepared((cfg.kernel_config(), variant), || {
+        (cfg.spec(variant), shape)
+    })?;
     let workspace = if cfg.splits > 1 {
-        Some(dev.workspace(tiles, tiles * splits as usize * (bm * bn) as usize * 4)?)
+        Some(dev.workspace(tiles, scratch)?)
     } else {
         None
     };
@@ -502,6 +514,27 @@ fn run<T: Fp8Out>(
     let result = unsafe { launch.run_raised(&prepared.func, stream, &mut args) };
     drop(workspace);
     result
+}
+
+/// Most scratch bytes a split-K launch may need ([`Fp8GemmConfig::splits`]: S FP32 tiles
+/// per tile; the heuristic's picks need at most a few MB, e.g. 4.3 MB at 128×2112×7168).
+pub const MAX_SPLIT_SCRATCH_BYTES: usize = 1 << 30;
+
+/// `SCALEGEMM_SPLIT_K` (default on), read once: whether the heuristic may split K
+/// ([`config::choose_for`]); off, it never does ([`config::choose_unsplit_for`]), so every
+/// output element is computed in the same order whatever M and the SM count.
+fn split_k_enabled() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| env_flag("SCALEGEMM_SPLIT_K", true))
+}
+
+/// The heuristic's config for variant `v` of an `m × n × k` GEMM on `dev`.
+fn heuristic(dev: &Device, v: Fp8Variant, m: usize, n: usize, k: usize) -> Fp8GemmConfig {
+    if split_k_enabled() {
+        config::choose_for(v, m, n, k, dev.usable_sms())
+    } else {
+        config::choose_unsplit_for(v, m, n, k, dev.usable_sms())
+    }
 }
 
 /// K = 0: an empty sum, `D = C` (or 0).

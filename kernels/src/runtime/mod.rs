@@ -48,6 +48,8 @@ pub struct Device {
 struct Buffers {
     counters: Option<CudaSlice<u8>>,
     scratch: Option<CudaSlice<u8>>,
+    /// Buffers replaced by larger ones, kept until the device handle is dropped.
+    retired: Vec<CudaSlice<u8>>,
 }
 
 /// Split-K memory on [`Device::stream`] ([`Device::workspace`]): device addresses, valid
@@ -244,10 +246,13 @@ impl Device {
     /// Device memory for split-K launches on [`Device::stream`]: at least `counters` u32
     /// counters, all zero before each launch, and at least `scratch` bytes of scratch (two
     /// separate buffers, so a launch's scratch never lands on another's counters). Both grow
-    /// (never shrink) on demand, in steps of 1 MiB; the counters are zeroed when allocated
-    /// and every launch must leave the ones it used zero (the split-K GEMM does). Hold the
-    /// guard until the launch is enqueued: a later call may replace a buffer, and the old one
-    /// is freed in stream order, after the launches already enqueued.
+    /// on demand (to at least twice their size, in whole MiB; the counters zeroed when
+    /// allocated), and every launch must leave the counters it used zero (the split-K GEMM
+    /// does). A replaced buffer stays allocated until this handle is dropped, so a CUDA graph
+    /// that captured a split launch keeps valid pointers; make the largest split call once
+    /// before capturing (an allocation inside a capture would belong to the graph), and do not
+    /// replay such graphs concurrently on several streams (they share the counters). Hold the
+    /// guard until the launch is enqueued.
     ///
     /// # Errors
     /// [`Error::Driver`] when an allocation fails.
@@ -257,24 +262,13 @@ impl Device {
         scratch: usize,
     ) -> Result<Workspace<'_>, Error> {
         let mut guard = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
-        let grown = |old: Option<CudaSlice<u8>>, bytes: usize| match old {
-            Some(w) if w.len() >= bytes => Ok(w),
-            old => {
-                drop(old); // freed in stream order, before the new one is allocated
-                self.stream
-                    .alloc_zeros::<u8>(bytes.max(1).next_multiple_of(1 << 20))
-                    .map_err(Error::driver("allocating the split-K workspace"))
-            }
-        };
-        let c = grown(guard.counters.take(), counters * 4)?;
-        let s = grown(guard.scratch.take(), scratch)?;
-        let (counters_ptr, scratch_ptr) =
-            (c.device_ptr(&self.stream).0, s.device_ptr(&self.stream).0);
-        (guard.counters, guard.scratch) = (Some(c), Some(s));
+        let b = &mut *guard;
+        let counters = grow(&self.stream, &mut b.counters, &mut b.retired, counters * 4)?;
+        let scratch = grow(&self.stream, &mut b.scratch, &mut b.retired, scratch)?;
         Ok(Workspace {
             _guard: guard,
-            counters: counters_ptr,
-            scratch: scratch_ptr,
+            counters,
+            scratch,
         })
     }
 
@@ -308,4 +302,23 @@ impl Device {
             .insert(key, p.clone());
         Ok(p)
     }
+}
+
+/// The address of `slot`'s buffer, replaced first by a zeroed one of at least `bytes` (and
+/// twice the old size, in whole MiB) when it is smaller; the old one goes to `retired`.
+fn grow(
+    stream: &Arc<CudaStream>,
+    slot: &mut Option<CudaSlice<u8>>,
+    retired: &mut Vec<CudaSlice<u8>>,
+    bytes: usize,
+) -> Result<u64, Error> {
+    let old = slot.as_ref().map_or(0, |w| w.len());
+    if slot.is_none() || old < bytes {
+        let len = bytes.max(2 * old).max(1).next_multiple_of(1 << 20);
+        let new = stream
+            .alloc_zeros::<u8>(len)
+            .map_err(Error::driver("allocating the split-K workspace"))?;
+        retired.extend(slot.replace(new));
+    }
+    Ok(slot.as_ref().map_or(0, |w| w.device_ptr(stream).0))
 }

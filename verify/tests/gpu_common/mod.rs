@@ -658,18 +658,7 @@ pub fn run_gpu(
 ) -> Result<Out, String> {
     let c = &p.case;
     let s = dev.stream();
-    let a = GpuOp::new(
-        Matrix::new(u.a.as_view(), c.m, c.k, c.lda).map_err(se)?,
-        sfa_of(p, u)?,
-        GpuRecipe::PerToken,
-    )
-    .map_err(se)?;
-    let b = GpuOp::new(
-        Matrix::new(u.b.as_view(), c.n, c.k, c.ldb).map_err(se)?,
-        sfb_of(p, u)?,
-        c.variant.b,
-    )
-    .map_err(se)?;
+    let (a, b) = gpu_operands(p, u)?;
     let (m, n, ldd, off) = (c.m, c.n, c.ldd, c.d_offset);
     let out = match initial_d(p) {
         Out::Bf16(init) => {
@@ -723,6 +712,24 @@ pub fn run_gpu(
     }
     dev.synchronize().map_err(se)?;
     Ok(out)
+}
+
+/// A and B of `p` as the GPU API takes them, over `u`'s buffers.
+fn gpu_operands<'a>(p: &Problem, u: &'a Uploaded) -> Result<(GpuOp<'a>, GpuOp<'a>), String> {
+    let c = &p.case;
+    let a = GpuOp::new(
+        Matrix::new(u.a.as_view(), c.m, c.k, c.lda).map_err(se)?,
+        sfa_of(p, u)?,
+        GpuRecipe::PerToken,
+    )
+    .map_err(se)?;
+    let b = GpuOp::new(
+        Matrix::new(u.b.as_view(), c.n, c.k, c.ldb).map_err(se)?,
+        sfb_of(p, u)?,
+        c.variant.b,
+    )
+    .map_err(se)?;
+    Ok((a, b))
 }
 
 fn row_major<'a>(v: &'a CudaSlice<f32>, rows: usize, cols: usize) -> Result<Fp8Scales<'a>, String> {
@@ -968,6 +975,15 @@ pub fn check(p: &Problem, d: &Out, splits: u32) -> Result<Report, String> {
             want == d.bits(at(r, j))
         })
         .count();
+    // Split-K's order is only visible bitwise (the bound allows any order): a split launch
+    // must agree with `Promotion::SplitK` on every compared element (every launch of the
+    // fifth session's suites agreed everywhere, split or not).
+    if splits > 1 && same != model_pairs.len() {
+        return Err(format!(
+            "split-K ({splits} splits): {same} of {} sampled elements bit-equal to Promotion::SplitK",
+            model_pairs.len()
+        ));
+    }
     // 6. calc_diff against the unquantized product (+ C) on sampled rows (normal-like data).
     let rows: Vec<usize> = (0..m).step_by(m.div_ceil(8)).collect();
     let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -1126,6 +1142,55 @@ pub fn split_k_sequence_case() -> TestResult {
         let report = check(&p, &d, cfg.splits_for(k)).map_err(|e| format!("{}: {e}", what()))?;
         eprintln!("  {}: {report}", what());
     }
+    Ok(())
+}
+
+/// Split-K launches enqueued back to back (their D buffers uploaded first, nothing on the
+/// stream between the GEMMs, A's scales pre-transformed so no transform kernel runs), then
+/// every D copied back and checked: adjacent split kernels (programmatic dependent launch
+/// between them, unless `SCALEGEMM_PDL=0`) share the counters, which each must leave zero.
+/// Mixes the last-unit reduction with one unit per CTA and several, and the split kernel run
+/// with one split (K ≤ 128).
+pub fn split_k_back_to_back_case() -> TestResult {
+    let dev = dev()?;
+    let runs = [
+        (128, 2112, 7168, "128x64pk4", 4),
+        (1, 576, 7168, "64x32k3", 7),
+        (200, 1000, 1000, "64x16k3", 3),
+        (128, 4096, 7168, "128x64pk4", 2),
+        (64, 333, 100, "128x64pk4", 4),
+        (128, 2112, 7168, "128x64pk4", 4),
+    ];
+    let mut probs = Vec::new();
+    for &(m, n, k, name, splits) in &runs {
+        let cfg = parse_configs(&[name])?[0].with_splits(splits);
+        let case =
+            Case::new(m, n, k).with(|c| c.pre_transformed_sfa = true, "pre-transformed A scales");
+        let p = problem(&case)?;
+        let u = upload(dev, &p)?;
+        probs.push((p, u, cfg));
+    }
+    let s = dev.stream();
+    let mut ds = Vec::new();
+    for (p, _, _) in &probs {
+        match initial_d(p) {
+            Out::Bf16(init) => ds.push(s.clone_htod(&init).map_err(de)?),
+            Out::F32(_) => return Err("BF16 cases only".into()),
+        }
+    }
+    for ((p, u, cfg), d) in probs.iter().zip(ds.iter_mut()) {
+        let c = &p.case;
+        let (a, b) = gpu_operands(p, u)?;
+        let mut dv = MatrixMut::new(d.slice_mut(c.d_offset..), c.m, c.n, c.ldd).map_err(se)?;
+        scalegemm::fp8_gemm_nt_with_config(dev, &a, &b, &mut dv, *cfg).map_err(se)?;
+    }
+    for ((p, _, cfg), d) in probs.iter().zip(&ds) {
+        let out = Out::Bf16(s.clone_dtoh(d).map_err(de)?);
+        let report = check(p, &out, cfg.splits_for(p.case.k))
+            .map_err(|e| format!("{} on {}: {e}", cfg_name(cfg), p.case.name))?;
+        eprintln!("  {} on {}: {report}", cfg_name(cfg), p.case.name);
+    }
+    dev.synchronize().map_err(se)?;
     Ok(())
 }
 
@@ -1393,7 +1458,8 @@ pub fn check_errors() -> TestResult {
         }
         // A config that cannot run this output: pipelined BLOCK_N 160 (registers); a CTA pair over one
         // N-block.
-        for cfg in ["128x160p", "128x128c2"] {
+        // Split-K: with a CTA pair, with 256-row tiles.
+        for cfg in ["128x160p", "128x128c2", "128x128c2k2", "256x64k2"] {
             let cfg: Fp8GemmConfig = cfg.parse()?;
             let r = scalegemm::fp8_gemm_nt_with_config(dev, &a, &b, &mut d, cfg);
             if !matches!(r, Err(Error::Shape(_))) {
