@@ -670,8 +670,8 @@ mod tests {
         assert_eq!(choose(1, 576, 3968, 132).block_n, 16);
         assert_eq!(choose(128, 2112, 3968, 132).block_n, 32);
         assert_eq!(choose(128, 4096, 3968, 132), Fp8GemmConfig::new(64, 64));
-        // Split-K: K ≥ 4096 and B under 32 MiB; the first of 64, 32 columns whose tiles
-        // times the splits (≤ 8, ≤ SMs / tiles) fill 3/4 of the SMs.
+        // Split-K: at least 32 k-blocks (K > 3968) and B under 32 MiB; the first of 64, 32
+        // columns whose tiles times the splits (≤ 8, ≤ SMs / tiles) fill 3/4 of the SMs.
         let split = |bm, bn, s| {
             Fp8GemmConfig::new(bm, bn)
                 .with_pipeline(bm == 128)
