@@ -95,7 +95,10 @@ pub enum Accumulate<'x, 'a> {
 /// `SCALEGEMM_NUM_SMS`; `SCALEGEMM_SPLIT_K=0` (read once) turns split-K off for batch-invariant
 /// results. Split launches use a workspace the [`Device`] keeps and grows on demand (a u32
 /// counter per tile plus `splits` FP32 tiles per tile, in whole MiB: 4.3 MB of scratch at
-/// 128×2112×7168); see `Device` for CUDA-graph capture.
+/// 128×2112×7168; buffers it outgrows stay allocated until the `Device` is dropped). To
+/// capture split launches in a CUDA graph, make the largest such call once before capturing
+/// (an allocation inside a capture would belong to the graph), and do not replay graphs with
+/// split launches of one `Device` concurrently on several streams (they share its counters).
 ///
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
