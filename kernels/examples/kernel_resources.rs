@@ -1,6 +1,6 @@
 //! Compiles kernel configurations (NVRTC only, no GPU) and prints ptxas' registers /
 //! stack / spills and the compile time of each: every configuration the library can pick
-//! (BF16 1D2D), or the tiles given as arguments (`BMxBN[cC][p][d]`, e.g. `128x192 128x128c2p`);
+//! (BF16 1D2D), or the tiles given as arguments (`BMxBN[cC][p][d][b][kS]`, e.g. `128x192 128x128c2p`);
 //! `--all-variants` compiles every variant (1D2D/1D1D × BF16/FP32/FP32+C) of each;
 //! `SCALEGEMM_DUMP_PTX=DIR` / `SCALEGEMM_DUMP_SASS=DIR` also write their sources, PTX and SASS.
 //!

@@ -39,7 +39,7 @@
 //!   data, from 256 elements);
 //! - two launches give bitwise equal output.
 //!
-//! Besides the cases: every kernel configuration (pipelined and split-K ones included) for
+//! Besides the cases: every kernel configuration (pipelined, split-K and `b` ones included) for
 //! the default variant, a subset of 16 (both BLOCK_M; BLOCK_N 16…192; CTA pairs; pipelined;
 //! split-K) for each other variant, split-K launches in a row sharing the workspace, typed
 //! errors, and the GPU scale transform.

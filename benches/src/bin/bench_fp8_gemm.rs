@@ -32,11 +32,11 @@
 //! event waits would otherwise be captured into the graph); the host-time column repeats the
 //! measurement with tracked buffers, which is what a default `scalegemm::Device` user has.
 //!
-//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC][p][d][kS][/B] ...] [flags]`:
+//! Usage (on the GPU machine): `bench_fp8_gemm [M,N,K ...] [BMxBN[cC][p][d][b][kS][/B] ...] [flags]`:
 //! the given shapes (default: the list above) with the heuristic's tile, or with each given
-//! tile (`cC` = C CTAs per cluster, `p` = pipelined promotion, `d` = direct stores, `kS` =
-//! split-K over S units, `/B` = B N-blocks per rasterisation band; a tile that does not
-//! parse is an error). Flags:
+//! tile (`cC` = C CTAs per cluster, `p` = pipelined promotion, `d` = direct stores, `b` =
+//! B's loads from their own producer thread, `kS` = split-K over S units, `/B` = B N-blocks
+//! per rasterisation band; a tile that does not parse is an error). Flags:
 //! - `--check`: only the scale-layout check: cuBLASLt blockwise (both operand mappings, both
 //!   128×128 leading dimensions, and deliberately wrong layouts as controls) and our kernel
 //!   against the CPU reference (`scalegemm-reference`, f64) on 256×384×640 (5 K blocks);
@@ -100,7 +100,7 @@ fn parse_args() -> Args {
             .collect();
         shapes.push((8192, 8192, 8192));
     }
-    // Tiles as `BMxBN[cC][p][d][/B]` (`Fp8GemmConfig`'s `FromStr`); a mistyped one is an
+    // Tiles as `BMxBN[cC][p][d][b][kS][/B]` (`Fp8GemmConfig`'s `FromStr`); a mistyped one is an
     // error, not silently the heuristic's tile.
     let configs = argv
         .iter()
@@ -513,12 +513,13 @@ impl Bench {
         let kb = k.div_ceil(128);
         let bytes = (m * k + n * k + m * n * 2 + 4 * (m * kb + n.div_ceil(128) * kb)) as f64;
         let label = format!(
-            "{}x{}x{}c{}{}{}{}",
+            "{}x{}x{}c{}{}{}{}{}",
             cfg.block_m,
             cfg.block_n,
             cfg.stages_for(scalegemm::gemm::Fp8Variant::BF16_1D2D),
             cfg.cluster,
             if cfg.pipelined { "p" } else { "" },
+            if cfg.b_thread { "b" } else { "" },
             match cfg.splits_for(k) {
                 1 => String::new(),
                 s => format!("k{s}"),

@@ -5,7 +5,8 @@
 //
 // Persistent, warp-specialised: warpgroups 0..NUM_MATH_WG-1 compute (BLOCK_M/NUM_MATH_WG
 // rows each, in WAVES waves of 64: one wgmma M), the last warpgroup produces (one thread issues TMA loads into a STAGES-deep ring of
-// 128B-swizzled shared-memory tiles, guarded by full/empty mbarriers). Per 128-K block the
+// 128B-swizzled shared-memory tiles, guarded by full/empty mbarriers; with B_THREAD a
+// second thread issues B's; for 1D2D a third streams B's scales). Per 128-K block the
 // math warpgroups run four FP8 wgmma (k = 32) into a zeroed register tile, then promote it
 // into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
 // register sets: block kb+1's wgmma are issued before block kb is promoted, so the tensor
@@ -22,7 +23,7 @@
 // that reduce in a fixed order (split_k.cuh): for small M, whose tiles cannot fill the SMs.
 //
 // Compile-time: BLOCK_M (64, 128 or 256), BLOCK_N (multiple of 16, ≤ 256), STAGES,
-// CLUSTER, PIPE, SPLIT_K, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
+// CLUSTER, PIPE, SPLIT_K, B_THREAD, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
 // for the TMA-store epilogue, used when the run-time flag FLAG_TMA_STORE is set).
 #pragma once
 #include "../common.cuh"
@@ -52,6 +53,12 @@
 #endif
 #ifndef HALVES
 #define HALVES 1
+#endif
+// B_THREAD: B's TMA loads issued by producer thread 64 instead of thread 0 (with A's): the
+// two streams wait for free stages independently (faster for the long k-loops of small M,
+// slower for short ones; the host chooses).
+#ifndef B_THREAD
+#define B_THREAD 0
 #endif
 
 #define BLOCK_K 128
@@ -418,14 +425,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 extern "C" __global__ void __launch_bounds__(NUM_THREADS, 1)
 fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_K × BLOCK_M/CLUSTER
          const __grid_constant__ TmaDesc tma_b,    // B codes [N, K], box BLOCK_K × BLOCK_N
-         const __grid_constant__ TmaDesc tma_sfa,  // A scales [ceil(K/128), M] MN-major, box BLOCK_M × 1
+         const __grid_constant__ TmaDesc tma_sfa,  // A scales [ceil(K/128), M] MN-major, box a_box_rows (CLUSTER 1) or BLOCK_M × 1
          const __grid_constant__ TmaDesc tma_sfb,  // 1D1D: B scales [ceil(K/128), N] MN-major, box BLOCK_N × 1
          const __grid_constant__ TmaDesc tma_d,    // TMA_STORE: D [M, N] BF16, box SLAB_COLS × BLOCK_M
          const float* __restrict__ sfb, u64 ld_sfb, // 1D2D: B scales [ceil(N/128), ceil(K/128)], row stride
          out_t* d, u64 ld_d,                        // D [M, N], row stride (elements)
          const float* c, u64 ld_c,                  // HAS_C: C [M, N] FP32 (may be D), row stride
          u32 M, u32 N, u32 K, u32 band, u32 flags,
-         u32 a_box_rows,                            // rows of tma_a's box (< BLOCK_M when M is)
+         u32 a_box_rows,                            // rows of tma_a's box (< BLOCK_M when M is; tma_sfa's too, CLUSTER 1)
          u32 splits,                                // SPLIT_K: units per tile (1..=ceil(K/128))
          float* split_partials, u32* split_counters) {  // SPLIT_K: the workspace (split_k.cuh)
     extern __shared__ __align__(1024) u8 smem[];
@@ -460,9 +467,20 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
     WorkUnit unit;
 
     if (wg == NUM_MATH_WG) {
-        // Producer warpgroup: one thread streams the tiles of every k-block of every tile.
+        // Producer warpgroup: one thread streams the tiles of every k-block of every tile (B's
+        // from a second thread with B_THREAD).
+        auto load_b = [&](u32 s, u32 kb, u32 n_block) {
+#ifdef PLANT_B_KBLOCK_OFF_BY_ONE  // planted bug (verification only): B's K blocks shifted by one
+            tma_load_2d(smem_b(smem, s), &tma_b, &full[s], (kb + 1) * BLOCK_K, n_block * BLOCK_N);
+#else
+            tma_load_2d(smem_b(smem, s), &tma_b, &full[s], kb * BLOCK_K, n_block * BLOCK_N);
+#endif
+        };
         if (NUM_MATH_WG == 2) warpgroup_reg_dealloc<PRODUCER_REGS>();
         if (threadIdx.x % 128 == 0) {
+            // A's scales: the same rows as A's box, all BLOCK_M with clusters (each CTA loads
+            // its whole tile's scales; the host sizes tma_sfa's box so).
+            const u32 sfa_box_rows = CLUSTER == 1 ? a_box_rows : BLOCK_M;
             Ring ring;
             while (sched.next_unit(unit)) {
                 const u32 m_block = unit.m_block, n_block = unit.n_block;
@@ -470,9 +488,10 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                     const u32 s = ring.stage;
                     mbar_wait(&empty[s], ring.phase ^ 1);
                     // A single M-block shorter than BLOCK_M loads only its rows (rounded up to
-                    // 8): TMA's out-of-bounds fill of the rest measured as slow as real
-                    // loads. The stale rows behind them feed only D rows ≥ M, never stored.
-                    mbar_arrive_expect_tx(&full[s], CLUSTER * (a_box_rows * BLOCK_K) + SMEM_B_BYTES + BLOCK_M * 4 +
+                    // 8), of A and of its scales: TMA's out-of-bounds fill of the rest measured
+                    // as slow as real loads. The stale rows behind them feed only D rows ≥ M,
+                    // never stored.
+                    mbar_arrive_expect_tx(&full[s], CLUSTER * (a_box_rows * BLOCK_K) + SMEM_B_BYTES + sfa_box_rows * 4 +
                                                         (SFB_TOKEN ? BLOCK_N * 4 : 0));
 #if CLUSTER == 2
                     // This CTA's half of A's rows, to both CTAs (tma_a's box is BLOCK_M/2 rows).
@@ -481,13 +500,25 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
 #else
                     tma_load_2d(smem_a(smem, s), &tma_a, &full[s], kb * BLOCK_K, m_block * BLOCK_M);
 #endif
-#ifdef PLANT_B_KBLOCK_OFF_BY_ONE  // planted bug (verification only): B's K blocks shifted by one
-                    tma_load_2d(smem_b(smem, s), &tma_b, &full[s], (kb + 1) * BLOCK_K, n_block * BLOCK_N);
-#else
-                    tma_load_2d(smem_b(smem, s), &tma_b, &full[s], kb * BLOCK_K, n_block * BLOCK_N);
-#endif
+                    if (!B_THREAD) load_b(s, kb, n_block);
                     tma_load_2d(smem_sfa(smem, s), &tma_sfa, &full[s], m_block * BLOCK_M, kb);
                     if (SFB_TOKEN) tma_load_2d(smem_sfb(smem, s), &tma_sfb, &full[s], n_block * BLOCK_N, kb);
+                    ring.advance();
+                }
+            }
+        } else if (B_THREAD && threadIdx.x % 128 == 64) {
+            // B_THREAD: B's loads from their own thread, into the same stages, completing
+            // on the same full barriers. Thread 0's expect_tx counts their bytes; a load that
+            // lands first leaves the barrier's tx-count negative until then (PTX ISA
+            // §9.7.13.15, contents of the mbarrier object: tx-count ranges over ±(2^20 − 1)),
+            // and cannot complete the phase, which also waits for thread 0's arrival (as with
+            // a CTA pair's multicast of A).
+            Ring ring;
+            while (sched.next_unit(unit)) {
+                for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
+                    const u32 s = ring.stage;
+                    mbar_wait(&empty[s], ring.phase ^ 1);
+                    load_b(s, kb, unit.n_block);
                     ring.advance();
                 }
             }

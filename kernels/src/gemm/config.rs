@@ -120,6 +120,10 @@ pub struct Fp8GemmConfig {
     /// for bit. A launch uses [`Fp8GemmConfig::splits_for`] splits. For small M, where the
     /// tiles alone cannot fill the SMs.
     pub splits: u32,
+    /// B's TMA loads issued by a producer thread of their own instead of by A's (the
+    /// kernel's `B_THREAD`): faster for long k-loops at small M, slower for short ones
+    /// ([`choose_for`] sets it: [`B_THREAD_MIN_KBLOCKS`]).
+    pub b_thread: bool,
 }
 
 impl Fp8GemmConfig {
@@ -134,7 +138,13 @@ impl Fp8GemmConfig {
             pipelined: false,
             direct_store: false,
             splits: 1,
+            b_thread: false,
         }
+    }
+
+    /// This config with B's loads from their own producer thread ([`Fp8GemmConfig::b_thread`]).
+    pub fn with_b_thread(self, b_thread: bool) -> Self {
+        Fp8GemmConfig { b_thread, ..self }
     }
 
     /// This config with split-K over `splits` units per tile ([`Fp8GemmConfig::splits`]).
@@ -275,12 +285,13 @@ impl Fp8GemmConfig {
         let flag = |x: bool| if x { "1" } else { "0" }.to_string();
         KernelSpec {
             label: format!(
-                "fp8_gemm_{b}_{out}<BLOCK_M={}, BLOCK_N={}, STAGES={stages}, CLUSTER={}, PIPE={}, SPLIT_K={}>",
+                "fp8_gemm_{b}_{out}<BLOCK_M={}, BLOCK_N={}, STAGES={stages}, CLUSTER={}, PIPE={}, SPLIT_K={}{}>",
                 self.block_m,
                 self.block_n,
                 self.cluster,
                 u8::from(self.pipelined),
-                u8::from(self.split_kernel())
+                u8::from(self.split_kernel()),
+                if self.b_thread { ", B_THREAD=1" } else { "" }
             ),
             file: "gemm/fp8_gemm.cuh",
             function: "fp8_gemm",
@@ -297,6 +308,7 @@ impl Fp8GemmConfig {
                 ("HAS_C".into(), flag(v.with_c)),
                 ("TMA_STORE".into(), flag(self.staging_bytes(v) > 0)),
                 ("SPLIT_K".into(), flag(self.split_kernel())),
+                ("B_THREAD".into(), flag(self.b_thread)),
             ],
         }
     }
@@ -306,11 +318,12 @@ impl std::str::FromStr for Fp8GemmConfig {
     type Err = String;
 
     /// Parses `BMxBN`, optionally followed by `cC` (C CTAs per cluster), `p` (pipelined
-    /// promotion), `d` (direct stores), `kS` (split-K over S units) and `/B` (B N-blocks per
-    /// rasterisation band), e.g. `128x128c2p`, `128x64pk4` or `128x128p/16`; stages as
+    /// promotion), `d` (direct stores), `b` (B's loads from their own thread), `kS`
+    /// (split-K over S units) and `/B` (B N-blocks per rasterisation band), e.g.
+    /// `128x128c2p`, `128x64pk4`, `64x128pb` or `128x128p/16`; stages as
     /// [`Fp8GemmConfig::new`]. S must be 1 to [`MAX_SPLITS`], B at least 1.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected BMxBN[cC][p][d][kS][/B], e.g. 128x128c2p");
+        let bad = || format!("`{s}`: expected BMxBN[cC][p][d][b][kS][/B], e.g. 128x128c2p");
         let positive = |x: &str| x.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(bad);
         let (s, band) = match s.split_once('/') {
             Some((t, b)) => (t, positive(b)?),
@@ -322,6 +335,10 @@ impl std::str::FromStr for Fp8GemmConfig {
                 positive(k).and_then(|k| if k <= MAX_SPLITS { Ok(k) } else { Err(bad()) })?,
             ),
             None => (s, 1),
+        };
+        let (s, b_thread) = match s.strip_suffix('b') {
+            Some(t) => (t, true),
+            None => (s, false),
         };
         let (s1, direct) = match s.strip_suffix('d') {
             Some(b) => (b, true),
@@ -339,6 +356,7 @@ impl std::str::FromStr for Fp8GemmConfig {
             .with_pipeline(pipelined)
             .with_direct_store(direct)
             .with_splits(splits)
+            .with_b_thread(b_thread)
             .with_band(band))
     }
 }
@@ -362,6 +380,11 @@ impl std::str::FromStr for Fp8GemmConfig {
 /// - M ≤ 64, K ≥ 8192 and B (N·K bytes) of 32 MiB or more: 64×128 pipelined
 ///   (1×7168×16384: 35.2 µs, 3.3 TB/s, against 37.8 with 64×64 and 38.8 with 64×128; the
 ///   pipelined promotion did not help BLOCK_N ≤ 64).
+/// - M ≤ 128 with a pipelined tile (the two cases above) and at least
+///   [`B_THREAD_MIN_KBLOCKS`] k-blocks: B's loads from their own producer thread
+///   ([`Fp8GemmConfig::b_thread`]; 1×7168×16384 35.3 → 32.0 µs, 128×7168×16384 38.5 →
+///   36.5; split-K rows and K ≤ 2048 were 0.1–0.6 µs slower with it; nothing between 56
+///   and 128 k-blocks was measured).
 /// - Other M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
 ///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
 ///   192 of 64×128); else BLOCK_N 128
@@ -400,6 +423,20 @@ pub fn choose_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8G
 /// [`choose_for`] without split-K: every output element is then computed in the same order
 /// (one promoted sum over all of K) whatever M and the SM count (batch-invariant results).
 pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
+    let cfg = unsplit_tile(v, m, n, k, sms);
+    // B's loads from their own thread for the long unsplit pipelined k-loops of small M,
+    // where they measured faster (benches/README.md, Findings, sixth session: 1×7168×16384
+    // with 64×128p 35.3 → 32.0 µs, 128×7168×16384 with 128×64p 38.5 → 36.5) and not for
+    // short or split ones (split-K rows and K ≤ 2048: 0.1–0.6 µs slower).
+    cfg.with_b_thread(m <= 128 && cfg.pipelined && k.div_ceil(128) >= B_THREAD_MIN_KBLOCKS)
+}
+
+/// Fewest 128-K blocks from which [`choose_for`] gives the unsplit pipelined tiles of
+/// M ≤ 128 B's own loading thread ([`Fp8GemmConfig::b_thread`]).
+pub const B_THREAD_MIN_KBLOCKS: usize = 64;
+
+/// The tile of [`choose_unsplit_for`].
+fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
     let sms = sms.max(1) as usize;
     if m > 64 && m <= 128 {
         let medium = MEDIUM_M_BLOCK_N
@@ -562,8 +599,15 @@ pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
                 .with_splits(2),
         ]
     });
+    // B's own loading thread for the pipelined tiles M ≤ 128 gets (`choose_unsplit_for`).
+    let b_thread = MEDIUM_M_BLOCK_N
+        .iter()
+        .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true))
+        .chain([Fp8GemmConfig::new(64, 128).with_pipeline(true)])
+        .map(|c| c.with_b_thread(true));
     let mut out: Vec<_> = small.chain(large).chain(medium).chain(split).collect();
     out.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
+    out.extend(b_thread);
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(*c));
     out
@@ -576,8 +620,9 @@ pub fn chosen_configs() -> Vec<Fp8GemmConfig> {
 }
 
 /// Every tile configuration the kernels are built and tested in: [`chosen_configs`], CTA
-/// pairs of every BLOCK_N, and the pipelined version of each that supports it (the compile
-/// gate and the GPU suite cover all of them in the BF16 1D2D variant).
+/// pairs of every BLOCK_N, the pipelined version of each that supports it, split-K ones and
+/// those with B's own loading thread (the compile gate and the GPU suite cover all of them
+/// in the BF16 1D2D variant).
 pub fn all_configs() -> Vec<Fp8GemmConfig> {
     let single = [64, 128].iter().flat_map(|&bm| {
         BLOCK_N_CANDIDATES
@@ -601,7 +646,15 @@ pub fn all_configs() -> Vec<Fp8GemmConfig> {
     let split = SPLIT_TILES
         .iter()
         .map(|s| s.parse::<Fp8GemmConfig>().expect("SPLIT_TILES parse"));
-    let mut out: Vec<_> = plain.iter().copied().chain(piped).chain(split).collect();
+    // B's own loading thread: the tiles `choose_for` gives it.
+    let b_thread = chosen_configs().into_iter().filter(|c| c.b_thread);
+    let mut out: Vec<_> = plain
+        .iter()
+        .copied()
+        .chain(piped)
+        .chain(split)
+        .chain(b_thread)
+        .collect();
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(*c));
     out
@@ -619,6 +672,9 @@ const SPLIT_TILES: &[&str] = &[
     "128x128pk4",
     "128x144pk4",
     "128x176k4",
+    // B's own loading thread in a split-K kernel (a forced config; the heuristic gives `b`
+    // only to unsplit tiles).
+    "128x64pbk4",
 ];
 
 #[cfg(test)]
@@ -632,11 +688,14 @@ mod tests {
             let chosen = chosen_configs_for(v);
             for &m in &[1, 7, 64, 65, 128, 1088, 4096] {
                 for &n in &[1, 16, 33, 576, 1408, 2112, 4096, 7168, 24576, 32768] {
-                    let c = choose_for(v, m, n, 7168, 132);
-                    assert!(chosen.contains(&c.kernel_config()), "{c:?} for {v:?}");
-                    assert!(c.supports(m, n), "{c:?} for {m}x{n}");
-                    if v.with_c && c.block_m == 128 {
-                        assert!(c.block_n <= MAX_BLOCK_N_WITH_C, "{c:?} for {v:?}");
+                    // 56 and 128 k-blocks: split-K, and B's own loading thread
+                    for k in [7168, 16384] {
+                        let c = choose_for(v, m, n, k, 132);
+                        assert!(chosen.contains(&c.kernel_config()), "{c:?} for {v:?}");
+                        assert!(c.supports(m, n), "{c:?} for {m}x{n}");
+                        if v.with_c && c.block_m == 128 {
+                            assert!(c.block_n <= MAX_BLOCK_N_WITH_C, "{c:?} for {v:?}");
+                        }
                     }
                 }
             }
@@ -659,10 +718,15 @@ mod tests {
         assert_eq!(choose(64, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
         // Memory-bound: wide streams for a large B, else one wave of small tiles.
+        // (with B's own loading thread from 64 k-blocks on)
         assert_eq!(
             choose(1, 7168, 16384, 132),
-            Fp8GemmConfig::new(64, 128).with_pipeline(true)
+            Fp8GemmConfig::new(64, 128)
+                .with_pipeline(true)
+                .with_b_thread(true)
         );
+        assert!(!choose(128, 7168, 8064, 132).b_thread);
+        assert!(choose(128, 7168, 8065, 132).b_thread);
         assert_eq!(choose(1, 7168, 7168, 132).block_n, 64);
         assert_eq!(choose(1, 24576, 1536, 132).block_n, 192);
         assert_eq!(choose(1, 32768, 512, 132).block_n, 128);
@@ -698,7 +762,11 @@ mod tests {
         assert_eq!(unsplit(4096, 4096, 7168), choose(4096, 4096, 7168, 132));
         // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
         let medium = |bn| Fp8GemmConfig::new(128, bn).with_pipeline(true);
-        assert_eq!(choose(128, 7168, 16384, 132), medium(64));
+        assert_eq!(
+            choose(128, 7168, 16384, 132),
+            medium(64).with_b_thread(true)
+        );
+        assert!(!choose(4096, 7168, 16384, 132).b_thread);
         assert_eq!(choose(100, 7168, 2048, 132), medium(64));
         assert_eq!(choose(128, 24576, 1536, 132), medium(96));
         assert_eq!(choose(128, 32768, 512, 132), medium(128));
@@ -765,6 +833,22 @@ mod tests {
             "64x32k3/4".parse(),
             Ok(Fp8GemmConfig::new(64, 32).with_splits(3).with_band(4))
         );
+        // B's own loading thread: `b` after `p`/`d`, before `kS`.
+        assert_eq!(
+            "64x128pb".parse(),
+            Ok(Fp8GemmConfig::new(64, 128)
+                .with_pipeline(true)
+                .with_b_thread(true))
+        );
+        assert_eq!(
+            "128x64pdbk2".parse(),
+            Ok(Fp8GemmConfig::new(128, 64)
+                .with_pipeline(true)
+                .with_direct_store(true)
+                .with_b_thread(true)
+                .with_splits(2))
+        );
+        assert!("128x64bp".parse::<Fp8GemmConfig>().is_err());
         for bad in [
             "128x128p/0",
             "128x128p/",

@@ -103,7 +103,8 @@ pub enum Accumulate<'x, 'a> {
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
 ///
-/// Host cost per call (H200 host, warm caches, `benches/README.md`): 3.1–4.3 µs; cudarc's
+/// Host cost per call (H200 hosts, warm caches, `benches/README.md`): 2.9–6.2 µs, varying
+/// between the machines the device calls ran on; cudarc's
 /// per-buffer event tracking (on by default when a context has several streams) adds about
 /// 3–4 µs (`CudaContext::disable_event_tracking` removes it; that call is unsafe: the caller
 /// then orders uses across streams).
@@ -343,7 +344,19 @@ fn run<T: Fp8Out>(
     // Scales: A's (and 1D1D B's) TMA-aligned MN-major; 1D2D B's row-major as given.
     let (mut tmp_a, mut tmp_b) = (None, None);
     let (sfa_ptr, _g_sfa) = mn_major_scales(dev, a, &mut tmp_a)?;
-    let tma_sfa = scale_map(sfa_ptr, m, kb, bm)?;
+    // With a cluster of 2 each CTA loads (and multicasts) half of A's rows. A single M-block
+    // shorter than the tile loads only its rows, rounded up to the 8-row swizzle atom (the
+    // H200 spent as long on TMA's zero fill of the other rows as on loading them: M = 1 at
+    // 1×7168×16384 took 86.6 µs with 64×32 tiles, M = 64 53.7 µs).
+    let a_box_rows = if cfg.cluster == 1 && m < bm as usize {
+        m.div_ceil(8) as u32 * 8
+    } else {
+        bm / cfg.cluster
+    };
+    // A's scales: the rows of A's box (all BLOCK_M with clusters, where each CTA loads its
+    // tile's scales whole); the kernel expects that many bytes.
+    let sfa_box_rows = if cfg.cluster == 1 { a_box_rows } else { bm };
+    let tma_sfa = scale_map(sfa_ptr, m, kb, sfa_box_rows)?;
     let (sfb_ptr, ld_sfb, tma_sfb, _g_sfb) = match b.recipe() {
         Fp8Recipe::PerBlock => {
             let Fp8Scales::RowMajor(sfb) = &b.scales else {
@@ -361,15 +374,6 @@ fn run<T: Fp8Out>(
     };
     let (a_ptr, _g_a) = a.codes.ptr(stream);
     let (b_ptr, _g_b) = b.codes.ptr(stream);
-    // With a cluster of 2 each CTA loads (and multicasts) half of A's rows. A single M-block
-    // shorter than the tile loads only its rows, rounded up to the 8-row swizzle atom (the
-    // H200 spent as long on TMA's zero fill of the other rows as on loading them: M = 1 at
-    // 1×7168×16384 took 86.6 µs with 64×32 tiles, M = 64 53.7 µs).
-    let a_box_rows = if cfg.cluster == 1 && m < bm as usize {
-        m.div_ceil(8) as u32 * 8
-    } else {
-        bm / cfg.cluster
-    };
     let tma_a = tma::encode_2d(
         TmaElem::U8,
         a_ptr,

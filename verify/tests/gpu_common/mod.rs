@@ -160,10 +160,10 @@ impl Variant {
     }
 }
 
-/// `BMxBN[c2][p][kS]`, as `Fp8GemmConfig`'s `FromStr` parses it.
+/// `BMxBN[c2][p][b][kS]`, as `Fp8GemmConfig`'s `FromStr` parses it.
 pub fn cfg_name(cfg: &Fp8GemmConfig) -> String {
     format!(
-        "{}x{}{}{}{}",
+        "{}x{}{}{}{}{}",
         cfg.block_m,
         cfg.block_n,
         if cfg.cluster > 1 {
@@ -172,6 +172,7 @@ pub fn cfg_name(cfg: &Fp8GemmConfig) -> String {
             String::new()
         },
         if cfg.pipelined { "p" } else { "" },
+        if cfg.b_thread { "b" } else { "" },
         if cfg.splits > 1 {
             format!("k{}", cfg.splits)
         } else {
@@ -308,6 +309,18 @@ pub fn cases() -> Vec<Case> {
             .with_cfg("128x64pk5".parse().expect("a config"))
             .with(|c| c.ldd = 1004, "ldd=1004"),
     );
+    // B's loads from their own producer thread (`b`; the heuristic's choice for the
+    // 1×7168×16384 and 128×7168×16384 above): a partial M-block and a partial last k-block,
+    // unsplit and split-K (4 units of 32–33 k-blocks), M = 1, and CTAs running two units
+    // (140 tiles of 128×64 on 132 SMs: thread 64's ring carries over into the next unit).
+    for (m, n, k, cfg) in [
+        (100, 640, 8300, "128x64pb"),
+        (100, 640, 16600, "128x64pbk4"),
+        (1, 520, 8200, "64x128pb"),
+        (200, 4480, 8300, "128x64pb"),
+    ] {
+        v.push(Case::new(m, n, k).with_cfg(cfg.parse().expect("a config")));
+    }
     v.push(Case::new(300, 700, 16));
     v.push(Case::new(1024, 1024, 4096).with(|c| c.dist = Dist::SameSign, "same-sign [0.5,2)"));
     v.push(Case::new(512, 1536, 7168).with(|c| c.dist = Dist::Outliers, "outlier channels x300"));
@@ -349,6 +362,9 @@ fn variant_cases(v: Variant) -> Vec<Case> {
         Case::of(v, 64, 33, 256)
             .with(|c| c.ldd = 33, "ldd=33 (odd, scalar stores)")
             .ldc(40),
+        Case::of(v, 100, 640, 8300)
+            .with_cfg("128x64pb".parse().expect("a config"))
+            .ldc(648),
     ];
     if v.b == GpuRecipe::PerToken {
         out.push(Case::of(v, 333, 1000, 2304).with(
