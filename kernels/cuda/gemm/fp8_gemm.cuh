@@ -6,7 +6,7 @@
 // Persistent, warp-specialised: warpgroups 0..NUM_MATH_WG-1 compute (BLOCK_M/NUM_MATH_WG
 // rows each, in WAVES waves of 64: one wgmma M), the last warpgroup produces (one thread issues TMA loads into a STAGES-deep ring of
 // 128B-swizzled shared-memory tiles, guarded by full/empty mbarriers; with B_THREAD a
-// second thread issues B's; for 1D2D a third streams B's scales). Per 128-K block the
+// second thread issues B's; for 1D2D a warp streams B's scales). Per 128-K block the
 // math warpgroups run four FP8 wgmma (k = 32) into a zeroed register tile, then promote it
 // into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
 // register sets: block kb+1's wgmma are issued before block kb is promoted, so the tensor
@@ -69,7 +69,7 @@
 #define SMEM_B_BYTES (BLOCK_N * BLOCK_K)
 #define SMEM_SFA_BYTES (((BLOCK_M * 4) + 127) / 128 * 128)
 // B scales per stage: 1D1D the tile's BLOCK_N (TMA), 1D2D its SB_BLOCKS 128×128-block
-// scales (cp.async by the producer).
+// scales (written by a producer warp).
 #define SMEM_SFB_BYTES (SFB_TOKEN ? ((BLOCK_N * 4) + 127) / 128 * 128 : 16)
 #define N_FRAGS (BLOCK_N / 8)
 #define ACC_REGS (BLOCK_N / 2)
@@ -448,8 +448,7 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
         tma_prefetch_desc(&tma_sfa);
         if (SFB_TOKEN) tma_prefetch_desc(&tma_sfb);
         for (int s = 0; s < STAGES; ++s) {
-            // The TMA producer's arrive (with the bytes), plus for 1D2D the B-scale thread's
-            // cp.async arrive.
+            // The TMA producer's arrive (with the bytes), plus for 1D2D the B-scale warp's.
             mbar_init(&full[s], SFB_TOKEN ? 1 : 2);
             mbar_init(&empty[s], NUM_MATH_WG * 4 * CLUSTER);
         }
@@ -522,28 +521,47 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                     ring.advance();
                 }
             }
-        } else if (!SFB_TOKEN && threadIdx.x % 128 == 32) {
-            // 1D2D: a second producer thread (its own 40 registers) streams each k-block's
-            // SB_BLOCKS 128×128-block scales of the tile's columns (rows n0/128 + j of the
-            // row-major [ceil(N/128), ceil(K/128)] matrix, the last repeated past N) into the
-            // stage with cp.async, completing on the same full barrier.
+        } else if (!SFB_TOKEN && threadIdx.x % 128 / 32 == 1) {
+            // 1D2D: producer warp 1 streams each k-block's SB_BLOCKS 128×128-block scales of
+            // the tile's columns (rows n0/128 + j of the row-major [ceil(N/128), ceil(K/128)]
+            // matrix, the last repeated past N) into the stage, completing on the same full
+            // barrier. The warp loads 32 k-blocks' scales at a time into registers (lane t:
+            // k-block kb0 + t; the next 32 are loaded while these are written), and lane t
+            // writes k-block kb0 + t's into its stage and arrives: per stage a shared store
+            // instead of a per-stage cp.async from global memory as before (benches/README,
+            // Findings, seventh session).
+            const u32 lane = threadIdx.x % 32;
             Ring ring;
             while (sched.next_unit(unit)) {
                 const u32 sb_first = unit.n_block * BLOCK_N / 128, sb_last = ceil_div(N, 128u) - 1;
-                const float* rows[SB_BLOCKS];
+                auto load32 = [&](u32 kb0, float (&v)[SB_BLOCKS]) {
 #pragma unroll
-                for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j, sb_last) * ld_sfb;
+                    for (u32 j = 0; j < SB_BLOCKS; ++j) {
 #ifdef PLANT_SB_NEIGHBOUR  // planted bug (verification only): the next N block's B scales
-#pragma unroll
-                for (u32 j = 0; j < SB_BLOCKS; ++j) rows[j] = sfb + (u64)min(sb_first + j + 1, sb_last) * ld_sfb;
+                        const u32 sb_row = min(sb_first + j + 1, sb_last);
+#else
+                        const u32 sb_row = min(sb_first + j, sb_last);
 #endif
-                for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
-                    const u32 s = ring.stage;
-                    mbar_wait(&empty[s], ring.phase ^ 1);
+                        v[j] = kb0 + lane < unit.kb_end ? sfb[(u64)sb_row * ld_sfb + kb0 + lane] : 0.0f;
+                    }
+                };
+                float cur[SB_BLOCKS], nxt[SB_BLOCKS];
+                load32(unit.kb_begin, cur);
+                for (u32 kb0 = unit.kb_begin; kb0 < unit.kb_end; kb0 += 32) {
+                    if (kb0 + 32 < unit.kb_end) load32(kb0 + 32, nxt);
+                    const u32 n = min(32u, unit.kb_end - kb0);
+                    for (u32 t = 0; t < n; ++t) {
+                        const u32 s = ring.stage;
+                        mbar_wait(&empty[s], ring.phase ^ 1);
+                        if (lane == t) {
 #pragma unroll
-                    for (u32 j = 0; j < SB_BLOCKS; ++j) cp_async_4(smem_sfb(smem, s) + j, rows[j] + kb);
-                    cp_async_mbar_arrive(&full[s]);
-                    ring.advance();
+                            for (u32 j = 0; j < SB_BLOCKS; ++j) smem_sfb(smem, s)[j] = cur[j];
+                            mbar_arrive(&full[s]);
+                        }
+                        ring.advance();
+                    }
+#pragma unroll
+                    for (u32 j = 0; j < SB_BLOCKS; ++j) cur[j] = nxt[j];
                 }
             }
         }

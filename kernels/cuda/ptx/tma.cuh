@@ -40,16 +40,3 @@ template <int N> SG_DEVICE void tma_store_wait() {
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy (TMA)
 // reads of them (PTX ISA §9.7.13.4.1 membar/fence, proxy fences).
 SG_DEVICE void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-
-// Asynchronous 4-byte copy global -> shared (PTX ISA §9.7.9.25.3 cp.async), completing on
-// an mbarrier through cp_async_mbar_arrive.
-SG_DEVICE void cp_async_4(void* dst, const void* src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
-}
-
-// Arrives on `bar` when every cp.async this thread issued before has completed, without
-// incrementing the barrier's pending count (PTX ISA §9.7.9.25.3.3 cp.async.mbarrier.arrive
-// .noinc): the barrier's expected arrival count must include this arrival.
-SG_DEVICE void cp_async_mbar_arrive(u64* bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
