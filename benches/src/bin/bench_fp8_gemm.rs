@@ -611,6 +611,8 @@ impl Bench {
             }
         };
         drop(lts);
+        // With SG_TRACE in SCALEGEMM_KERNEL_DEFINES: the last timed launch's ring waits.
+        dev.print_traces()?;
         let small = full && m <= 128;
         let (mut graph_us, mut graph_err) = (None, None);
         if small {

@@ -35,6 +35,7 @@
 #include "../ptx/cluster.cuh"
 #include "../ptx/sync.cuh"
 #include "scheduler.cuh"
+#include "trace.cuh"
 
 #ifndef PIPE
 #define PIPE 0
@@ -204,10 +205,13 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #endif
     Ring ring;
     WorkUnit unit;
+    Trace tr;
+    tr.begin();
     while (sched.next_unit(unit)) {
         const u32 m_block = unit.m_block, n_block = unit.n_block;
         // This unit's k-blocks (all of K unless SPLIT_K); `kb` below counts from 0.
         const u32 num_kb = unit.kb_end - unit.kb_begin;
+        tr.unit(num_kb);
         const u32 n0 = n_block * BLOCK_N;
         float final_acc[WAVES][ACC_REGS];
 #pragma unroll
@@ -281,14 +285,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             float acc0[ACC_REGS], acc1[ACC_REGS];
             u32 s_cur = ring.stage;
             const u32 row = sfa_row(0);
-            mbar_wait(&full[s_cur], ring.phase);
+            tr.wait(&full[s_cur], ring.phase, true);
             KbScales k_cur = load_scales(s_cur, row);
             issue_kblock(acc0, smem, s_cur, a_row(0));
             ring.advance();
             // Block kb is in flight in `cur`: issue block kb+1 into `nxt`, then finish kb.
             auto overlap = [&](float (&cur)[ACC_REGS], float (&nxt)[ACC_REGS], u32 kb) {
                 const u32 s_nxt = ring.stage;
-                mbar_wait(&full[s_nxt], ring.phase);
+                tr.wait(&full[s_nxt], ring.phase, false);
                 const KbScales k_nxt = load_scales(s_nxt, row);
                 issue_kblock(nxt, smem, s_nxt, a_row(0));
                 ring.advance();
@@ -340,7 +344,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 }
             };
             u32 s_cur = ring.stage;
-            mbar_wait(&full[s_cur], ring.phase);
+            tr.wait(&full[s_cur], ring.phase, true);
             KbScales k_cur = scales(s_cur, 0);
             issue_kblock(acc_lo, smem, s_cur, a_row(0));
             ring.advance();
@@ -364,7 +368,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                     break;
                 }
                 const u32 s_nxt = ring.stage;
-                mbar_wait(&full[s_nxt], ring.phase);
+                tr.wait(&full[s_nxt], ring.phase, false);
                 const KbScales k_nxt = scales(s_nxt, kb + 1);
                 issue_kblock(acc_lo, smem, s_nxt, a_row(0));
                 ring.advance();
@@ -378,7 +382,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #else
             for (u32 kb = 0; kb < num_kb; ++kb) {
                 const u32 s = ring.stage;
-                mbar_wait(&full[s], ring.phase);
+                tr.wait(&full[s], ring.phase, kb == 0);
                 KbScales k[WAVES];
 #pragma unroll
                 for (u32 w = 0; w < WAVES; ++w) k[w] = load_scales(s, sfa_row(w));
@@ -393,6 +397,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
             }
 #endif
         });
+        tr.kloop_done();
 
 #if SPLIT_K
         // Only the tile's last unit goes on, with the sum of all its splits.
@@ -409,8 +414,11 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         if (flags & FLAG_TMA_STORE) {
             // The previous tile's TMA store must be done reading the staging buffer.
             if (threadIdx.x == 0) tma_store_wait_read<0>();
+            tr.mark(0);
             named_barrier(1, NUM_MATH_WG * 128);
+            tr.mark(1);
             store_tma_bf16(final_acc[0], smem, tma_d, row_in_tile(0), m0, n0, lane);
+            tr.mark(2);
             continue;
         }
 #endif
@@ -420,6 +428,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #if TMA_STORE
     if (threadIdx.x == 0) tma_store_wait<0>();
 #endif
+    if (threadIdx.x % 128 == 0) tr.end(TRACE_MATH0 + wg);
 }
 
 extern "C" __global__ void __launch_bounds__(NUM_THREADS, 1)
@@ -481,11 +490,14 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
             // its whole tile's scales; the host sizes tma_sfa's box so).
             const u32 sfa_box_rows = CLUSTER == 1 ? a_box_rows : BLOCK_M;
             Ring ring;
+            Trace tr;
+            tr.begin();
             while (sched.next_unit(unit)) {
                 const u32 m_block = unit.m_block, n_block = unit.n_block;
+                tr.unit(unit.kb_end - unit.kb_begin);
                 for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
                     const u32 s = ring.stage;
-                    mbar_wait(&empty[s], ring.phase ^ 1);
+                    tr.wait(&empty[s], ring.phase ^ 1, kb == unit.kb_begin);
                     // A single M-block shorter than BLOCK_M loads only its rows (rounded up to
                     // 8), of A and of its scales: TMA's out-of-bounds fill of the rest measured
                     // as slow as real loads. The stale rows behind them feed only D rows ≥ M,
@@ -505,6 +517,7 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                     ring.advance();
                 }
             }
+            tr.end(TRACE_PRODUCER);
         } else if (B_THREAD && threadIdx.x % 128 == 64) {
             // B_THREAD: B's loads from their own thread, into the same stages, completing
             // on the same full barriers. Thread 0's expect_tx counts their bytes; a load that
@@ -513,14 +526,18 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
             // and cannot complete the phase, which also waits for thread 0's arrival (as with
             // a CTA pair's multicast of A).
             Ring ring;
+            Trace tr;
+            tr.begin();
             while (sched.next_unit(unit)) {
+                tr.unit(unit.kb_end - unit.kb_begin);
                 for (u32 kb = unit.kb_begin; kb < unit.kb_end; ++kb) {
                     const u32 s = ring.stage;
-                    mbar_wait(&empty[s], ring.phase ^ 1);
+                    tr.wait(&empty[s], ring.phase ^ 1, kb == unit.kb_begin);
                     load_b(s, kb, unit.n_block);
                     ring.advance();
                 }
             }
+            tr.end(TRACE_B_THREAD);
         } else if (!SFB_TOKEN && threadIdx.x % 128 / 32 == 1) {
             // 1D2D: producer warp 1 streams each k-block's SB_BLOCKS 128×128-block scales of
             // the tile's columns (rows n0/128 + j of the row-major [ceil(N/128), ceil(K/128)]
@@ -532,7 +549,10 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
             // Findings, seventh session).
             const u32 lane = threadIdx.x % 32;
             Ring ring;
+            Trace tr;
+            tr.begin();
             while (sched.next_unit(unit)) {
+                tr.unit(unit.kb_end - unit.kb_begin);
                 const u32 sb_first = unit.n_block * BLOCK_N / 128, sb_last = ceil_div(N, 128u) - 1;
                 auto load32 = [&](u32 kb0, float (&v)[SB_BLOCKS]) {
 #pragma unroll
@@ -548,11 +568,12 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                 float cur[SB_BLOCKS], nxt[SB_BLOCKS];
                 load32(unit.kb_begin, cur);
                 for (u32 kb0 = unit.kb_begin; kb0 < unit.kb_end; kb0 += 32) {
-                    if (kb0 + 32 < unit.kb_end) load32(kb0 + 32, nxt);
+                    const bool more = kb0 + 32 < unit.kb_end;
+                    if (more) load32(kb0 + 32, nxt);
                     const u32 n = min(32u, unit.kb_end - kb0);
                     for (u32 t = 0; t < n; ++t) {
                         const u32 s = ring.stage;
-                        mbar_wait(&empty[s], ring.phase ^ 1);
+                        tr.wait(&empty[s], ring.phase ^ 1, kb0 + t == unit.kb_begin);
                         if (lane == t) {
 #pragma unroll
                             for (u32 j = 0; j < SB_BLOCKS; ++j) smem_sfb(smem, s)[j] = cur[j];
@@ -560,10 +581,14 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
                         }
                         ring.advance();
                     }
+                    // `nxt` holds the next 32 k-blocks' scales only if they exist.
+                    if (more) {
 #pragma unroll
-                    for (u32 j = 0; j < SB_BLOCKS; ++j) cur[j] = nxt[j];
+                        for (u32 j = 0; j < SB_BLOCKS; ++j) cur[j] = nxt[j];
+                    }
                 }
             }
+            if (lane == 0) tr.end(TRACE_SFB_WARP);
         }
     } else {
         math_warpgroups(smem, full, empty, sched, &tma_d, d, ld_d, HAS_C ? c : nullptr, ld_c, M, N, wg, flags,

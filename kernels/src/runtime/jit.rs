@@ -52,6 +52,14 @@ impl KernelSpec {
     }
 }
 
+/// Whether `SCALEGEMM_KERNEL_DEFINES` sets `SG_TRACE` (gemm/trace.cuh; see
+/// `Device::print_traces`).
+pub fn tracing() -> bool {
+    extra_defines()
+        .iter()
+        .any(|d| d == "SG_TRACE" || d.starts_with("SG_TRACE="))
+}
+
 /// `SCALEGEMM_KERNEL_DEFINES`, split at commas (see [`KernelSpec::options`]).
 fn extra_defines() -> &'static [String] {
     static V: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

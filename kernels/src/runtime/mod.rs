@@ -41,6 +41,8 @@ pub struct Device {
     cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
     prepared: Mutex<HashMap<PreparedKey, Prepared>>,
     workspace: Mutex<Buffers>,
+    /// `sg_trace_dump` of every module loaded with `SG_TRACE` ([`Device::print_traces`]).
+    traces: Mutex<Vec<(String, CudaFunction)>>,
 }
 
 /// [`Device::workspace`]'s buffers.
@@ -133,6 +135,7 @@ impl Device {
             cluster_limits: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             workspace: Mutex::new(Buffers::default()),
+            traces: Mutex::new(Vec::new()),
         })
     }
 
@@ -202,11 +205,45 @@ impl Device {
                 "finding {} in its module",
                 spec.function
             )))?;
+        if jit::tracing() {
+            if let Ok(dump) = module.load_function("sg_trace_dump") {
+                self.traces
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((spec.label.clone(), dump));
+            }
+        }
         self.functions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.clone(), func.clone());
         Ok(func)
+    }
+
+    /// Experiment probe: with `SCALEGEMM_KERNEL_DEFINES` containing `SG_TRACE`, prints, for
+    /// every kernel loaded since, its label and the ring-wait counts of its last launch
+    /// (gemm/trace.cuh: one `SGT role=… cta=… …` line per role and CTA, cycles of the SM
+    /// clock), then clears nothing (a later launch overwrites them). A no-op without it.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] if a dump launch or the synchronisation fails.
+    pub fn print_traces(&self) -> Result<(), Error> {
+        let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        for (label, dump) in traces.iter() {
+            self.synchronize()?;
+            println!("SGT kernel {label}");
+            let l = launch::Launch {
+                grid: (1, 1, 1),
+                block: (1, 1, 1),
+                smem_bytes: 0,
+                cluster_x: 1,
+                pdl: false,
+            };
+            // SAFETY: `sg_trace_dump` takes no parameters and reads only its module's buffer.
+            unsafe { l.run(dump, &self.stream, &mut [])? };
+            self.synchronize()?;
+        }
+        Ok(())
     }
 
     /// How many clusters of `launch`'s shape the function of `spec` can keep resident

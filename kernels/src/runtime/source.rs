@@ -36,6 +36,7 @@ pub const FILES: &[(&str, &str)] = &[
         "gemm/epilogue.cuh",
         include_str!("../../cuda/gemm/epilogue.cuh"),
     ),
+    ("gemm/trace.cuh", include_str!("../../cuda/gemm/trace.cuh")),
     (
         "gemm/split_k.cuh",
         include_str!("../../cuda/gemm/split_k.cuh"),
