@@ -384,7 +384,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   [`B_THREAD_MIN_KBLOCKS`] k-blocks: B's loads from their own producer thread
 ///   ([`Fp8GemmConfig::b_thread`]; 1×7168×16384 35.3 → 32.0 µs, 128×7168×16384 38.5 →
 ///   36.5; split-K rows and K ≤ 2048 were 0.1–0.6 µs slower with it; nothing between 56
-///   and 128 k-blocks was measured).
+///   and 128 k-blocks was measured). The 128×128 pipelined tiles of larger M (the next
+///   case) have it too (4096×4096×7168 191.3–192.2 → 187.7–188.5 µs, 4096×24576×1536
+///   264.3–265.0 → 261.3–262.4).
 /// - Other M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
 ///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
 ///   192 of 64×128); else BLOCK_N 128
@@ -427,8 +429,13 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // B's loads from their own thread for the long unsplit pipelined k-loops of small M,
     // where they measured faster (benches/README.md, Findings, sixth session: 1×7168×16384
     // with 64×128p 35.3 → 32.0 µs, 128×7168×16384 with 128×64p 38.5 → 36.5) and not for
-    // short or split ones (split-K rows and K ≤ 2048: 0.1–0.6 µs slower).
-    cfg.with_b_thread(m <= 128 && cfg.pipelined && k.div_ceil(128) >= B_THREAD_MIN_KBLOCKS)
+    // short or split ones (split-K rows and K ≤ 2048: 0.1–0.6 µs slower), and for the
+    // 128×128 pipelined tiles of larger M, whatever K (eighth session: 0.5–2 % faster on the
+    // five M = 4096 shapes that use them, 5 alternating rounds, and 4 and 13 % in the median
+    // on the power-limited 8192³ and 4096×7168×16384).
+    let small_m = m <= 128 && k.div_ceil(128) >= B_THREAD_MIN_KBLOCKS;
+    let large_m_128 = m > 128 && cfg.block_m == 128 && cfg.block_n == 128 && cfg.cluster == 1;
+    cfg.with_b_thread(cfg.pipelined && (small_m || large_m_128))
 }
 
 /// Fewest 128-K blocks from which [`choose_for`] gives the unsplit pipelined tiles of
@@ -766,7 +773,11 @@ mod tests {
             choose(128, 7168, 16384, 132),
             medium(64).with_b_thread(true)
         );
-        assert!(!choose(4096, 7168, 16384, 132).b_thread);
+        // Large M: B's own thread for 128x128 pipelined tiles only.
+        assert!(choose(4096, 7168, 16384, 132).b_thread);
+        assert!(choose(4096, 24576, 1536, 132).b_thread);
+        assert!(!choose(4096, 2112, 7168, 132).b_thread);
+        assert!(!choose(4096, 576, 7168, 132).b_thread);
         assert_eq!(choose(100, 7168, 2048, 132), medium(64));
         assert_eq!(choose(128, 24576, 1536, 132), medium(96));
         assert_eq!(choose(128, 32768, 512, 132), medium(128));
@@ -775,7 +786,9 @@ mod tests {
         // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
         assert_eq!(
             choose(4096, 4096, 7168, 132),
-            Fp8GemmConfig::new(128, 128).with_pipeline(true)
+            Fp8GemmConfig::new(128, 128)
+                .with_pipeline(true)
+                .with_b_thread(true)
         );
         assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
         // 4096x2112: 544 tiles of 128x128 are 4.1 waves; 384 of 128x176, 2.9 (in pairs:
