@@ -4,13 +4,13 @@
 // producers on empty ones), split into a unit's first k-block and the rest, and, for the
 // math warpgroups, the cycles from a unit's k-loop end to the next unit (epilogue, split-K
 // reduction, scheduler), with the TMA-store epilogue's parts marked (`mark`: up to the
-// previous store's wait, the barrier, the staging and store). Every launch overwrites the
-// module's `sg_trace_buf`; the kernel `sg_trace_dump` (launched by `Device::print_traces`)
-// prints it with device printf, one "SGT ..." line per role and CTA (printf in the GEMM
-// itself would serialise its wgmma, C7510). scripts/trace-summary.py summarises them
-// (benches/README.md, "Tracing the ring"). The traced kernels spill a few registers
-// (the 128×128 pipelined one 12/44 bytes), so the probe slows what it measures a little.
-// Without SG_TRACE every member is a no-op and `wait` is mbar_wait.
+// previous store's wait, the barrier, the staging and store). Each CTA below TRACE_CTAS
+// writes its counts into the module's `sg_trace_buf`; `Device::print_traces` copies the
+// buffer to the host, prints one "SGT ..." line per role and CTA and zeroes it (device
+// printf in the GEMM would serialise its wgmma, C7510, and its output is not ordered with the
+// host's). scripts/trace-summary.py summarises the lines (benches/README.md, "Tracing the
+// ring"). The traced kernels spill a few registers (the 128×128 pipelined one 12/44 bytes)
+// and run 2–4 % slower. Without SG_TRACE every member is a no-op and `wait` is mbar_wait.
 #pragma once
 #include "../common.cuh"
 #include "../ptx/mbarrier.cuh"
@@ -26,6 +26,8 @@
 #define TRACE_ROLES 5
 #define TRACE_CTAS 256
 #define TRACE_FIELDS 12
+// Per role and CTA: units, k-blocks, cycles, ns, wait_first, wait_rest, epi, the three
+// parts, (unused), written (1). Read by `Device::print_traces` (runtime/mod.rs, TRACE_*).
 __device__ u64 sg_trace_buf[TRACE_ROLES][TRACE_CTAS][TRACE_FIELDS];
 
 // Low 32 bits of the SM clock and of the global nanosecond timer.
@@ -40,16 +42,6 @@ SG_DEVICE u32 global_ns() {
     return t;
 }
 
-extern "C" __global__ void sg_trace_dump() {
-    for (u32 r = 0; r < TRACE_ROLES; ++r)
-        for (u32 c = 0; c < TRACE_CTAS; ++c) {
-            const u64* f = sg_trace_buf[r][c];
-            if (f[11])
-                printf("SGT role=%u cta=%u units=%llu kblocks=%llu cycles=%llu ns=%llu wait_first=%llu "
-                       "wait_rest=%llu epi=%llu part0=%llu part1=%llu part2=%llu\n",
-                       r, c, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]);
-        }
-}
 #endif
 
 struct Trace {
@@ -57,6 +49,7 @@ struct Trace {
     // 32-bit: differences stay right across a wrap (a launch is far below 2^32 cycles).
     u32 t_begin = 0, ns_begin = 0, wait_first = 0, wait_rest = 0, epi = 0, kloop_end = 0, units = 0, kblocks = 0;
     u32 part[3] = {0, 0, 0}, last = 0;
+    bool in_epi = false;
 #endif
     SG_DEVICE void begin() {
 #ifdef SG_TRACE
@@ -67,8 +60,8 @@ struct Trace {
     // A unit of `num_kb` k-blocks starts (closes the previous unit's epilogue).
     SG_DEVICE void unit(u32 num_kb) {
 #ifdef SG_TRACE
-        if (kloop_end) epi += sm_clock() - kloop_end;
-        kloop_end = 0;
+        if (in_epi) epi += sm_clock() - kloop_end;
+        in_epi = false;
         ++units;
         kblocks += num_kb;
 #endif
@@ -77,6 +70,7 @@ struct Trace {
     SG_DEVICE void kloop_done() {
 #ifdef SG_TRACE
         kloop_end = last = sm_clock();
+        in_epi = true;
 #endif
     }
     // Adds the cycles since the last mark (or the k-loop's end) to part `i` (< 3) of the

@@ -384,9 +384,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   [`B_THREAD_MIN_KBLOCKS`] k-blocks: B's loads from their own producer thread
 ///   ([`Fp8GemmConfig::b_thread`]; 1×7168×16384 35.3 → 32.0 µs, 128×7168×16384 38.5 →
 ///   36.5; split-K rows and K ≤ 2048 were 0.1–0.6 µs slower with it; nothing between 56
-///   and 128 k-blocks was measured). The 128×128 pipelined tiles of larger M (the next
-///   case) have it too (4096×4096×7168 191.3–192.2 → 187.7–188.5 µs, 4096×24576×1536
-///   264.3–265.0 → 261.3–262.4).
+///   and 128 k-blocks was measured). The 128×128 pipelined tiles of larger M (the last
+///   case below) have it too, whatever K (4096×4096×7168 191.3–192.2 → 187.7–188.5 µs,
+///   4096×24576×1536 264.3–265.0 → 261.3–262.4; measured at M = 4096 and 8192 only).
 /// - Other M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
 ///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
 ///   192 of 64×128); else BLOCK_N 128
@@ -430,9 +430,10 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // where they measured faster (benches/README.md, Findings, sixth session: 1×7168×16384
     // with 64×128p 35.3 → 32.0 µs, 128×7168×16384 with 128×64p 38.5 → 36.5) and not for
     // short or split ones (split-K rows and K ≤ 2048: 0.1–0.6 µs slower), and for the
-    // 128×128 pipelined tiles of larger M, whatever K (eighth session: 0.5–2 % faster on the
-    // five M = 4096 shapes that use them, 5 alternating rounds, and 4 and 13 % in the median
-    // on the power-limited 8192³ and 4096×7168×16384).
+    // 128×128 pipelined tiles of larger M, whatever K (eighth session, 5 alternating rounds:
+    // 0.5–2.2 % faster on four of the M = 4096 shapes that use them, 12 % and 3.6 % in the
+    // median on the power-limited 4096×7168×16384 and 8192³; M between 129 and 4095 was not
+    // measured).
     let small_m = m <= 128 && k.div_ceil(128) >= B_THREAD_MIN_KBLOCKS;
     let large_m_128 = m > 128 && cfg.block_m == 128 && cfg.block_n == 128 && cfg.cluster == 1;
     cfg.with_b_thread(cfg.pipelined && (small_m || large_m_128))
@@ -606,11 +607,15 @@ pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
                 .with_splits(2),
         ]
     });
-    // B's own loading thread for the pipelined tiles M ≤ 128 gets (`choose_unsplit_for`).
+    // B's own loading thread for the pipelined tiles M ≤ 128 gets, and for larger M's
+    // 128×128 (`choose_unsplit_for`).
     let b_thread = MEDIUM_M_BLOCK_N
         .iter()
         .map(|&bn| Fp8GemmConfig::new(128, bn).with_pipeline(true))
-        .chain([Fp8GemmConfig::new(64, 128).with_pipeline(true)])
+        .chain([
+            Fp8GemmConfig::new(64, 128).with_pipeline(true),
+            Fp8GemmConfig::new(128, 128).with_pipeline(true),
+        ])
         .map(|c| c.with_b_thread(true));
     let mut out: Vec<_> = small.chain(large).chain(medium).chain(split).collect();
     out.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));

@@ -11,7 +11,9 @@ pub mod tma;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cudarc::driver::{sys, CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{
+    sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
+};
 use cudarc::nvrtc::Ptx;
 
 pub use jit::KernelSpec;
@@ -41,8 +43,8 @@ pub struct Device {
     cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
     prepared: Mutex<HashMap<PreparedKey, Prepared>>,
     workspace: Mutex<Buffers>,
-    /// `sg_trace_dump` of every module loaded with `SG_TRACE` ([`Device::print_traces`]).
-    traces: Mutex<Vec<(String, CudaFunction)>>,
+    /// Every module loaded with `SG_TRACE`, with its kernel's label ([`Device::print_traces`]).
+    traces: Mutex<Vec<(String, Arc<CudaModule>)>>,
 }
 
 /// [`Device::workspace`]'s buffers.
@@ -63,6 +65,11 @@ pub(crate) struct Workspace<'d> {
     /// Scratch bytes.
     pub(crate) scratch: u64,
 }
+
+/// `sg_trace_buf`'s layout (`kernels/cuda/gemm/trace.cuh`): u64 counts per role, CTA and
+/// field, the last field nonzero where a CTA wrote them.
+const TRACE_CTAS: usize = 256;
+const TRACE_FIELDS: usize = 12;
 
 /// Key of [`Device::prepared`]: a GEMM tile configuration and kernel variant.
 pub(crate) type PreparedKey = (crate::gemm::Fp8GemmConfig, crate::gemm::config::Fp8Variant);
@@ -205,45 +212,80 @@ impl Device {
                 "finding {} in its module",
                 spec.function
             )))?;
-        if jit::tracing() {
-            if let Ok(dump) = module.load_function("sg_trace_dump") {
-                self.traces
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((spec.label.clone(), dump));
-            }
-        }
-        self.functions
+        let first = self
+            .functions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(spec.clone(), func.clone());
+            .insert(spec.clone(), func.clone())
+            .is_none();
+        // The module a concurrent first call loaded too is not the one launches use.
+        if first && jit::tracing() {
+            self.traces
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((spec.label.clone(), module));
+        }
         Ok(func)
     }
 
-    /// Experiment probe: with `SCALEGEMM_KERNEL_DEFINES` containing `SG_TRACE`, prints, for
-    /// every kernel loaded since, its label and the ring-wait counts of its last launch
-    /// (gemm/trace.cuh: one `SGT role=… cta=… …` line per role and CTA, cycles of the SM
-    /// clock), then clears nothing (a later launch overwrites them). A no-op without it.
+    /// Experiment probe: with `SCALEGEMM_KERNEL_DEFINES` containing `SG_TRACE`
+    /// (`kernels/cuda/gemm/trace.cuh`), prints to stdout, for every kernel this handle has
+    /// loaded since it was created, a line `SGT kernel <label>` and the ring-wait counts of
+    /// the kernel's launches since the previous call: one line `SGT role=R cta=C units=…
+    /// kblocks=… cycles=… ns=… wait_first=… wait_rest=… epi=… part0=… part1=… part2=…` per
+    /// role (0, 1: math warpgroups; 2: TMA thread; 3: B-scale warp; 4: B thread) and CTA
+    /// (those below 256), in SM cycles except `ns` (global timer). A CTA that ran in several
+    /// launches shows the last. Synchronises the stream (the host waits for every launch),
+    /// then zeroes the counts. `scripts/trace-summary.py` summarises the output. Does nothing
+    /// without `SG_TRACE`.
     ///
     /// # Errors
-    /// [`Error::Driver`] if a dump launch or the synchronisation fails.
+    /// [`Error::Driver`] if the synchronisation or a copy of the counts fails.
     pub fn print_traces(&self) -> Result<(), Error> {
         let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
-        for (label, dump) in traces.iter() {
-            self.synchronize()?;
-            println!("SGT kernel {label}");
-            let l = launch::Launch {
-                grid: (1, 1, 1),
-                block: (1, 1, 1),
-                smem_bytes: 0,
-                cluster_x: 1,
-                pdl: false,
-            };
-            // SAFETY: `sg_trace_dump` takes no parameters and reads only its module's buffer.
-            unsafe { l.run(dump, &self.stream, &mut [])? };
-            self.synchronize()?;
+        if traces.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.synchronize()?;
+        for (label, module) in traces.iter() {
+            let mut buf = module
+                .get_global("sg_trace_buf", &self.stream)
+                .map_err(Error::driver("finding sg_trace_buf"))?;
+            let bytes: Vec<u8> = self
+                .stream
+                .clone_dtoh(&buf)
+                .map_err(Error::driver("copying sg_trace_buf"))?;
+            self.stream
+                .memset_zeros(&mut buf)
+                .map_err(Error::driver("clearing sg_trace_buf"))?;
+            println!("SGT kernel {label}");
+            let words: Vec<u64> = bytes
+                .chunks_exact(8)
+                .map(|w| u64::from_le_bytes(w.try_into().expect("8-byte chunks")))
+                .collect();
+            for (i, f) in words.chunks_exact(TRACE_FIELDS).enumerate() {
+                if f[TRACE_FIELDS - 1] == 0 {
+                    continue;
+                }
+                println!(
+                    "SGT role={} cta={} units={} kblocks={} cycles={} ns={} wait_first={} \
+                     wait_rest={} epi={} part0={} part1={} part2={}",
+                    i / TRACE_CTAS,
+                    i % TRACE_CTAS,
+                    f[0],
+                    f[1],
+                    f[2],
+                    f[3],
+                    f[4],
+                    f[5],
+                    f[6],
+                    f[7],
+                    f[8],
+                    f[9]
+                );
+            }
+        }
+        self.synchronize()
     }
 
     /// How many clusters of `launch`'s shape the function of `spec` can keep resident
