@@ -43,7 +43,8 @@ pub struct Device {
     cluster_limits: Mutex<HashMap<(KernelSpec, launch::Launch), u32>>,
     prepared: Mutex<HashMap<PreparedKey, Prepared>>,
     workspace: Mutex<Buffers>,
-    /// Every module loaded with `SG_TRACE`, with its kernel's label ([`Device::print_traces`]).
+    /// Every module loaded with the `SG_TRACE` probe, with its kernel's label
+    /// ([`Device::print_traces`]).
     traces: Mutex<Vec<(String, Arc<CudaModule>)>>,
 }
 
@@ -218,8 +219,9 @@ impl Device {
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.clone(), func.clone())
             .is_none();
-        // The module a concurrent first call loaded too is not the one launches use.
-        if first && jit::tracing() {
+        // The module a concurrent first call loaded too is not the one launches use; kernels
+        // without the probe (no `sg_trace_buf`) are not listed.
+        if first && jit::tracing() && module.get_global("sg_trace_buf", &self.stream).is_ok() {
             self.traces
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -229,9 +231,10 @@ impl Device {
     }
 
     /// Experiment probe: with `SCALEGEMM_KERNEL_DEFINES` containing `SG_TRACE`
-    /// (`kernels/cuda/gemm/trace.cuh`), prints to stdout, for every kernel this handle has
-    /// loaded since it was created, a line `SGT kernel <label>` and the ring-wait counts of
-    /// the kernel's launches since the previous call: one line `SGT role=R cta=C units=…
+    /// (`kernels/cuda/gemm/trace.cuh`), prints to stdout, for every kernel with the probe
+    /// (the FP8 GEMM's) this handle has loaded since it was created, a line
+    /// `SGT kernel <label>` and the ring-wait counts of the kernel's launches since the
+    /// previous call: one line `SGT role=R cta=C units=…
     /// kblocks=… cycles=… ns=… wait_first=… wait_rest=… epi=… part0=… part1=… part2=…` per
     /// role (0, 1: math warpgroups; 2: TMA thread; 3: B-scale warp; 4: B thread) and CTA
     /// (those below 256), in SM cycles except `ns` (global timer). A CTA that ran in several
