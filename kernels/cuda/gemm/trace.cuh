@@ -57,11 +57,17 @@ struct Trace {
         ns_begin = global_ns();
 #endif
     }
+#ifdef SG_TRACE
+    // Ends the epilogue under way, if any.
+    SG_DEVICE void close_epi() {
+        if (in_epi) epi += sm_clock() - kloop_end;
+        in_epi = false;
+    }
+#endif
     // A unit of `num_kb` k-blocks starts (closes the previous unit's epilogue).
     SG_DEVICE void unit(u32 num_kb) {
 #ifdef SG_TRACE
-        if (in_epi) epi += sm_clock() - kloop_end;
-        in_epi = false;
+        close_epi();
         ++units;
         kblocks += num_kb;
 #endif
@@ -97,8 +103,7 @@ struct Trace {
     // Stores this role's counts for the dump.
     SG_DEVICE void end(u32 role) {
 #ifdef SG_TRACE
-        unit(0);
-        --units;
+        close_epi();
         const u32 cycles = sm_clock() - t_begin, ns = global_ns() - ns_begin;
         if (blockIdx.x < TRACE_CTAS) {
             u64* f = sg_trace_buf[role][blockIdx.x];
