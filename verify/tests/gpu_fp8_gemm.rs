@@ -72,6 +72,14 @@ fn main() {
         Box::new(|| tma_store_vs_direct(1, 4096, 7168, &[])),
     );
     gpu_trial(
+        format!("{tma}: 1024x10240x128, 256-row tiles (each CTA reuses the staging)"),
+        Box::new(|| tma_store_vs_direct(1024, 10240, 128, &["256x128", "256x96"])),
+    );
+    gpu_trial(
+        format!("{tma}: 100x328x400, 256-row tiles (warpgroup 1's rows all past M)"),
+        Box::new(|| tma_store_vs_direct(100, 328, 400, &["256x128", "256x32"])),
+    );
+    gpu_trial(
         format!(
             "{tma}: 200x328x400, {} configs (every slab width)",
             TMA_STORE_CONFIGS.len()

@@ -2,7 +2,7 @@
 // to D, either by bounds-checked direct stores (BF16 or FP32, optional FP32 C added first)
 // or, for BF16 without C, through shared memory and TMA stores.
 //
-// Expects BLOCK_M, BLOCK_N, N_FRAGS, ACC_REGS, NUM_MATH_WG and OUT_F32 from the kernel.
+// Expects BLOCK_M, BLOCK_N, N_FRAGS, ACC_REGS, NUM_MATH_WG, WAVES and OUT_F32 from the kernel.
 #pragma once
 #include "../common.cuh"
 #include "../ptx/cvt.cuh"
@@ -66,7 +66,8 @@ SG_DEVICE void store_direct(const float (&fin)[ACC_REGS], out_t* d, u64 ld_d, co
 // each BLOCK_M rows of SLAB_BYTES (128, 64 or 32: the largest dividing a tile row) with the
 // matching TMA swizzle (16-byte chunk index XOR address bits 7.., as CU_TENSOR_MAP_SWIZZLE_
 // {128,64,32}B), so the fragments' 4-byte writes are (nearly) free of bank conflicts. One
-// thread then issues one TMA store per slab; TMA clips rows ≥ M and columns ≥ N.
+// thread then issues one TMA store per slab (256-row tiles: one per warpgroup, for its 128
+// rows; WG_STORE below); TMA clips rows ≥ M and columns ≥ N.
 #define D_ROW_BYTES (BLOCK_N * 2)
 #define SLAB_BYTES (D_ROW_BYTES % 128 == 0 ? 128 : (D_ROW_BYTES % 64 == 0 ? 64 : 32))
 #define SLAB_COLS (SLAB_BYTES / 2)
@@ -80,11 +81,22 @@ SG_DEVICE u32 swizzle_offset(u32 off) { return off; }
 SG_DEVICE u32 swizzle_offset(u32 off) { return off ^ (((off >> 7) & (SLAB_BYTES / 16 - 1)) << 4); }
 #endif
 
-// `row` is this thread's first tile row (the second is row + 8); (m0, n0) the tile origin.
-// Called by every math thread; the previous tile's store must be done reading (the caller
-// waits with tma_store_wait_read before the barrier that precedes this).
-SG_DEVICE void store_tma_bf16(const float (&fin)[ACC_REGS], u8* smem_d, const TmaDesc* tma_d, u32 row, u32 m0,
-                              u32 n0, u32 lane) {
+// The math threads that store a tile together: both warpgroups (one TMA store of all
+// BLOCK_M rows) or, with two waves per warpgroup (256-row tiles), each warpgroup its own
+// BLOCK_M/2 rows (tma_d's box has STORE_ROWS rows).
+#define WG_STORE (WAVES == 2)
+#define STORE_THREADS (WG_STORE ? 128 : NUM_MATH_WG * 128)
+#define STORE_ROWS (WG_STORE ? BLOCK_M / NUM_MATH_WG : BLOCK_M)
+static_assert(!WG_STORE || STORE_ROWS == WAVES * 64, "WG_STORE: each warpgroup's rows are contiguous");
+// Named barrier of the threads storing together (1, or 3 + the warpgroup; 2 is split_k.cuh's).
+SG_DEVICE u32 store_barrier_id() { return WG_STORE ? 3 + threadIdx.x / 128 : 1; }
+// Whether this thread issues (and waits for) its storing group's TMA stores.
+SG_DEVICE bool store_leader() { return WG_STORE ? threadIdx.x % 128 == 0 : threadIdx.x == 0; }
+
+// Writes one wave of the tile into the staging slabs: `row` is this thread's first tile row
+// (the second is row + 8). The previous store of these rows must be done reading (the
+// caller waits with tma_store_wait_read before the barrier that precedes this).
+SG_DEVICE void stage_tile_bf16(const float (&fin)[ACC_REGS], u8* smem_d, u32 row, u32 lane) {
 #pragma unroll
     for (int f = 0; f < N_FRAGS; ++f) {
         const u32 col = f * 8 + (lane % 4) * 2;
@@ -96,11 +108,17 @@ SG_DEVICE void store_tma_bf16(const float (&fin)[ACC_REGS], u8* smem_d, const Tm
                 pack_bf16x2(fin[f * 4 + h * 2], fin[f * 4 + h * 2 + 1]);
         }
     }
+}
+
+// After every storing thread's stage_tile_bf16: one thread issues one TMA store per slab of
+// the STORE_ROWS rows from tile row `r0` ((m0, n0) the tile origin).
+SG_DEVICE void issue_tile_store(u8* smem_d, const TmaDesc* tma_d, u32 r0, u32 m0, u32 n0) {
     fence_proxy_async_shared();
-    named_barrier(1, NUM_MATH_WG * 128);
-    if (threadIdx.x == 0) {
+    named_barrier(store_barrier_id(), STORE_THREADS);
+    if (store_leader()) {
 #pragma unroll
-        for (int s = 0; s < NUM_SLABS; ++s) tma_store_2d(tma_d, smem_d + s * (BLOCK_M * SLAB_BYTES), n0 + s * SLAB_COLS, m0);
+        for (int s = 0; s < NUM_SLABS; ++s)
+            tma_store_2d(tma_d, smem_d + s * (BLOCK_M * SLAB_BYTES) + r0 * SLAB_BYTES, n0 + s * SLAB_COLS, m0 + r0);
         tma_store_commit();
     }
 }

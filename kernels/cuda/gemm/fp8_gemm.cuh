@@ -4,11 +4,11 @@
 // MN-major like A's). D is BF16 or FP32 (OUT_F32); with HAS_C an FP32 C is added.
 //
 // Persistent, warp-specialised: warpgroups 0..NUM_MATH_WG-1 compute (BLOCK_M/NUM_MATH_WG
-// rows each, in WAVES waves of 64: one wgmma M), the last warpgroup produces (one thread issues TMA loads into a STAGES-deep ring of
-// 128B-swizzled shared-memory tiles, guarded by full/empty mbarriers; with B_THREAD a
-// second thread issues B's; for 1D2D a warp streams B's scales). Per 128-K block the
-// math warpgroups run four FP8 wgmma (k = 32) into a zeroed register tile, then promote it
-// into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
+// rows each, in WAVES waves of 64: one wgmma M), the last warpgroup produces (one thread
+// issues TMA loads into a STAGES-deep ring of 128B-swizzled shared-memory tiles, guarded
+// by full/empty mbarriers; with B_THREAD a second thread issues B's; for 1D2D a warp
+// streams B's scales). Per 128-K block the math warpgroups run four FP8 wgmma (k = 32)
+// into a zeroed register tile, then promote it into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
 // register sets: block kb+1's wgmma are issued before block kb is promoted, so the tensor
 // cores stay busy during promotion. Tiles too wide for PIPE's second register set (128-row,
 // not pipelined) split their columns into two halves instead, each its own wgmma chain, and
@@ -23,8 +23,9 @@
 // that reduce in a fixed order (split_k.cuh): for small M, whose tiles cannot fill the SMs.
 //
 // Compile-time: BLOCK_M (64, 128 or 256), BLOCK_N (multiple of 16, ≤ 256), STAGES,
-// CLUSTER, PIPE, SPLIT_K, B_THREAD, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only: shared memory reserved
-// for the TMA-store epilogue, used when the run-time flag FLAG_TMA_STORE is set).
+// CLUSTER, PIPE, SPLIT_K, B_THREAD, SFB_TOKEN, OUT_F32, HAS_C, TMA_STORE (BF16 only:
+// shared memory reserved for the TMA-store epilogue, used when the run-time flag
+// FLAG_TMA_STORE is set; 256-row tiles store per warpgroup, epilogue.cuh).
 #pragma once
 #include "../common.cuh"
 #include "../ptx/mbarrier.cuh"
@@ -108,7 +109,6 @@ static_assert(!PIPE || WAVES == 1, "the pipelined promotion needs one wave per w
 // Split halves (HALVES_ON, below) for the non-pipelined 128-row tiles; HALVES=0 turns it
 // off (for comparisons).
 #define HALVES_ON (HALVES && !PIPE && BLOCK_M == 128)
-static_assert(!TMA_STORE || WAVES == 1, "the TMA-store staging holds one wave per warpgroup");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "CLUSTER must be 1 or 2");
 static_assert(!SPLIT_K || (CLUSTER == 1 && WAVES == 1), "split-K: single CTAs of at most 128 rows");
 static_assert(BLOCK_N % 16 == 0 && BLOCK_N >= 16 && BLOCK_N <= 256, "BLOCK_N: multiple of 16 in [16, 256]");
@@ -412,12 +412,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #endif
 #if TMA_STORE
         if (flags & FLAG_TMA_STORE) {
-            // The previous tile's TMA store must be done reading the staging buffer.
-            if (threadIdx.x == 0) tma_store_wait_read<0>();
+            // The previous store of these rows must be done reading the staging buffer.
+            if (store_leader()) tma_store_wait_read<0>();
             tr.mark(0);
-            named_barrier(1, NUM_MATH_WG * 128);
+            named_barrier(store_barrier_id(), STORE_THREADS);
             tr.mark(1);
-            store_tma_bf16(final_acc[0], smem, tma_d, row_in_tile(0), m0, n0, lane);
+#pragma unroll
+            for (u32 w = 0; w < WAVES; ++w) stage_tile_bf16(final_acc[w], smem, row_in_tile(w), lane);
+            issue_tile_store(smem, tma_d, WG_STORE ? wg * STORE_ROWS : 0, m0, n0);
             tr.mark(2);
             continue;
         }
@@ -426,7 +428,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
         for (u32 w = 0; w < WAVES; ++w) store_direct(final_acc[w], d, ld_d, c, ld_c, M, N, m0 + row_in_tile(w), n0, lane);
     }
 #if TMA_STORE
-    if (threadIdx.x == 0) tma_store_wait<0>();
+    if (store_leader()) tma_store_wait<0>();
 #endif
     if (threadIdx.x % 128 == 0) tr.end(TRACE_MATH0 + wg);
 }
@@ -436,7 +438,7 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
          const __grid_constant__ TmaDesc tma_b,    // B codes [N, K], box BLOCK_K × BLOCK_N
          const __grid_constant__ TmaDesc tma_sfa,  // A scales [ceil(K/128), M] MN-major, box a_box_rows (CLUSTER 1) or BLOCK_M × 1
          const __grid_constant__ TmaDesc tma_sfb,  // 1D1D: B scales [ceil(K/128), N] MN-major, box BLOCK_N × 1
-         const __grid_constant__ TmaDesc tma_d,    // TMA_STORE: D [M, N] BF16, box SLAB_COLS × BLOCK_M
+         const __grid_constant__ TmaDesc tma_d,    // TMA_STORE: D [M, N] BF16, box SLAB_COLS × STORE_ROWS
          const float* __restrict__ sfb, u64 ld_sfb, // 1D2D: B scales [ceil(N/128), ceil(K/128)], row stride
          out_t* d, u64 ld_d,                        // D [M, N], row stride (elements)
          const float* c, u64 ld_c,                  // HAS_C: C [M, N] FP32 (may be D), row stride

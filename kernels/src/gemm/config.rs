@@ -93,7 +93,8 @@ pub const DEFAULT_BAND: u32 = 8;
 pub struct Fp8GemmConfig {
     /// Rows per tile: 64 (one math warpgroup), 128 (two), or 256 (two, each computing two
     /// 64-row waves per k-block into two promoted accumulators: BLOCK_N ≤
-    /// [`MAX_BLOCK_N_M256`]).
+    /// [`MAX_BLOCK_N_M256`]; with the TMA-store epilogue each warpgroup stores its own
+    /// 128 rows).
     pub block_m: u32,
     /// Columns per tile (a multiple of 16; the `wgmma` N). Above 192 the two accumulators
     /// (partial and promoted, BLOCK_N/2 registers each) spill.
@@ -110,7 +111,8 @@ pub struct Fp8GemmConfig {
     /// before block kb is promoted (BLOCK_N ≤ [`MAX_PIPELINED_BLOCK_N`]).
     pub pipelined: bool,
     /// BF16 outputs by direct stores, without the TMA-store epilogue's shared-memory
-    /// staging (which costs BLOCK_M·BLOCK_N·2 bytes, often one ring stage).
+    /// staging (which costs BLOCK_M·BLOCK_N·2 bytes, often one ring stage; 64 KiB for
+    /// 256×128, whose ring then has 3 stages instead of 4).
     pub direct_store: bool,
     /// Split-K: each tile's k-blocks are divided among this many work units (1 to
     /// [`MAX_SPLITS`]; single CTAs of at most 128 rows), split `s` of `S` taking k-blocks
@@ -181,13 +183,11 @@ impl Fp8GemmConfig {
         }
     }
 
-    /// Shared memory staging D for the TMA-store epilogue of variant `v`: BF16 tiles of up
-    /// to 128 rows (one wave per math warpgroup) unless [`Fp8GemmConfig::direct_store`].
+    /// Shared memory staging D for the TMA-store epilogue of variant `v`: the whole BF16
+    /// tile unless [`Fp8GemmConfig::direct_store`].
     pub fn staging_bytes(&self, v: Fp8Variant) -> u32 {
         match v.out {
-            OutDtype::Bf16 if self.block_m <= 128 && !self.direct_store => {
-                self.block_m * self.block_n * 2
-            }
+            OutDtype::Bf16 if !self.direct_store => self.block_m * self.block_n * 2,
             _ => 0,
         }
     }
@@ -396,7 +396,10 @@ impl std::str::FromStr for Fp8GemmConfig {
 /// - Otherwise 128×128 single CTAs with the pipelined promotion (measured interleaved in
 ///   one process: 1134–1203 TFLOPS at 4096×4096×7168 against 950–974 without pipelining,
 ///   1016–1062 in CTA pairs, 937 with 256-row tiles; 4096×24576×1536: 1111–1178 against
-///   1082–1088 with 128×176 and 727 with 256×128), unless another BLOCK_N of
+///   1082–1088 with 128×176 and 727 with 256×128; those 256-row rates were with direct
+///   stores: with the TMA-store epilogue 256×128 runs within 1–3 % of 128×128pb, e.g.
+///   4096×24576×1536 261.9 against 260.5 µs, 4096×7168×2048 100.9 against 98.3),
+///   unless another BLOCK_N of
 ///   [`LARGE_M_BLOCK_N`] fills the waves over `sms` SMs more than 15 % better: the wider
 ///   non-pipelined tiles run at 0.9–1.0× its rate on full waves (4096×4096×7168: 128×176
 ///   1150–1154, 128×128p 1229–1275), and win where they balance the waves (4096×2112×7168:

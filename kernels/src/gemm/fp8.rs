@@ -409,13 +409,15 @@ fn run<T: Fp8Out>(
         && n % 8 == 0
     {
         let (cols, swizzle) = slab(bn);
+        // 256-row tiles: each math warpgroup stores its own 128 rows (the box's rows equal the
+        // kernel's STORE_ROWS, `cuda/gemm/epilogue.cuh`).
         tma_d = tma::encode_2d(
             TmaElem::Bf16,
             d_ptr,
             m as u64,
             n as u64,
             ld_d,
-            bm,
+            bm.min(128),
             cols,
             swizzle,
         )?;

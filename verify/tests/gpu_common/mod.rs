@@ -1275,8 +1275,8 @@ pub fn config_subset_case(v: Variant) -> TestResult {
 }
 
 /// Configurations whose BF16 tile rows stage in every slab width of the TMA-store
-/// epilogue (32 bytes: BLOCK_N 16, 48, 112, 144; 64: 96, 160; 128: 128, 192), pipelined
-/// and paired ones included.
+/// epilogue (32 bytes: BLOCK_N 16, 48, 112, 144; 64: 96, 160; 128: 128, 192), pipelined,
+/// paired and 256-row ones (each warpgroup storing its own 128 rows) included.
 pub const TMA_STORE_CONFIGS: &[&str] = &[
     "64x16",
     "64x48",
@@ -1288,6 +1288,9 @@ pub const TMA_STORE_CONFIGS: &[&str] = &[
     "64x112p",
     "128x128c2",
     "128x48c2p",
+    "256x128",
+    "256x96",
+    "256x48c2",
 ];
 
 /// The BF16 (1D2D) epilogues against each other: the same problem stored with ldd = N
