@@ -8,12 +8,13 @@
 // issues TMA loads into a STAGES-deep ring of 128B-swizzled shared-memory tiles, guarded
 // by full/empty mbarriers; with B_THREAD a second thread issues B's; for 1D2D a warp
 // streams B's scales). Per 128-K block the math warpgroups run four FP8 wgmma (k = 32)
-// into a zeroed register tile, then promote it into the FP32 result (promote.cuh). With PIPE the partial tiles alternate between two
-// register sets: block kb+1's wgmma are issued before block kb is promoted, so the tensor
-// cores stay busy during promotion. Tiles too wide for PIPE's second register set (128-row,
-// not pipelined) split their columns into two halves instead, each its own wgmma chain, and
-// promote one half while the other's wgmma run (HALVES_ON). Out-of-bounds rows/columns/K are
-// zero-filled by TMA and never stored (epilogue.cuh).
+// into a zeroed register tile, then promote it into the FP32 result (promote.cuh). With
+// PIPE the partial tiles alternate between two register sets: block kb+1's wgmma are issued
+// before block kb is promoted, so the tensor cores stay busy during promotion. Tiles too
+// wide for PIPE's second register set (128-row, not pipelined) split their columns into two
+// halves instead, each its own wgmma chain, and promote one half while the other's wgmma run
+// (HALVES_ON). Out-of-bounds rows/columns/K are zero-filled by TMA and never stored
+// (epilogue.cuh).
 //
 // With CLUSTER = 2, two CTAs computing side-by-side tiles (same M-block) share A: each
 // loads half of A's rows and multicasts it to both, and each CTA's consumers release a
