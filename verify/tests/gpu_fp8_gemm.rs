@@ -42,7 +42,7 @@
 //! Besides the cases: every kernel configuration (pipelined, split-K and `b` ones included) for
 //! the default variant, a subset of 16 (both BLOCK_M; BLOCK_N 16…192; CTA pairs; pipelined;
 //! split-K) for each other variant, split-K launches in a row sharing the workspace, typed
-//! errors, and the GPU scale transform.
+//! errors, a call from a new thread with no current context, and the GPU scale transform.
 
 mod gpu_common;
 
@@ -85,6 +85,10 @@ fn main() {
             TMA_STORE_CONFIGS.len()
         ),
         Box::new(|| tma_store_vs_direct(200, 328, 400, TMA_STORE_CONFIGS)),
+    );
+    gpu_trial(
+        "fp8_gemm_nt as a new thread's first CUDA call".into(),
+        Box::new(fresh_thread_case),
     );
     gpu_trial(
         "errors: bad operands are refused on the host".into(),

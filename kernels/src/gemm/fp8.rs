@@ -324,6 +324,9 @@ fn run<T: Fp8Out>(
     cfg: Fp8GemmConfig,
 ) -> Result<(), Error> {
     check_operands(dev, a, b, &c, d)?;
+    // Encoding tensor maps needs the context current on this thread, which may never have
+    // used it (measured: CUDA_ERROR_INVALID_CONTEXT from cuTensorMapEncodeTiled).
+    dev.bind_to_thread()?;
     let (m, n, k) = (a.rows(), b.rows(), a.k());
     if !cfg.supports(m, n) {
         return Err(Error::Shape(format!(

@@ -32,6 +32,15 @@ pub fn arg<T>(value: &T) -> Arg {
     value as *const T as *mut c_void
 }
 
+/// Makes `stream`'s context current on the calling thread (driver calls made outside
+/// cudarc's wrappers need it).
+fn bind(stream: &CudaStream) -> Result<(), Error> {
+    stream
+        .context()
+        .bind_to_thread()
+        .map_err(Error::driver("making the context current"))
+}
+
 impl Launch {
     /// Launches `func` on `stream` with `args` (one pointer per kernel parameter, in order).
     ///
@@ -48,6 +57,7 @@ impl Launch {
         stream: &CudaStream,
         args: &mut [Arg],
     ) -> Result<(), Error> {
+        bind(stream)?;
         self.raise_smem_limit(func)?;
         self.run_raised(func, stream, args)
     }
@@ -66,6 +76,7 @@ impl Launch {
         stream: &CudaStream,
         args: &mut [Arg],
     ) -> Result<(), Error> {
+        bind(stream)?;
         let mut attrs = self.attributes();
         let config = self.config(self.grid, stream, &mut attrs);
         sys::cuLaunchKernelEx(
@@ -89,6 +100,7 @@ impl Launch {
         func: &CudaFunction,
         stream: &CudaStream,
     ) -> Result<u32, Error> {
+        bind(stream)?;
         self.raise_smem_limit(func)?;
         let mut attrs = self.attributes();
         let config = self.config((self.grid.0.max(self.cluster_x), 1, 1), stream, &mut attrs);

@@ -175,6 +175,19 @@ impl Device {
         self.cc
     }
 
+    /// Makes this handle's context current on the calling thread (`cuCtxSetCurrent`, when
+    /// it is not already), as driver calls outside a stream need: every entry point of
+    /// this crate does it, so callers may use a `Device` from any thread.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] if the driver refuses, or with an error cudarc recorded earlier
+    /// where it could not return one (a failed free in a drop).
+    pub fn bind_to_thread(&self) -> Result<(), Error> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(Error::driver("making the context current"))
+    }
+
     /// Waits until every launch issued on [`Device::stream`] has finished.
     ///
     /// # Errors

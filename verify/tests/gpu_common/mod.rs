@@ -1590,3 +1590,49 @@ pub fn check_selftest() -> TestResult {
     }
     Ok(())
 }
+
+/// `fp8_gemm_nt` as the first CUDA call of a new thread, where no context is current (a
+/// caller's worker thread): the call makes the handle's context current itself (without
+/// that, `cuTensorMapEncodeTiled` failed there with CUDA_ERROR_INVALID_CONTEXT). Run on a
+/// handle of its own with cudarc's event tracking off (as the bench and careful callers
+/// run: a tracked buffer's first use makes the context current as a side effect, which
+/// would hide the bug), with A's scales pre-transformed (row-major ones are transformed
+/// through cudarc calls that do the same). Operands are uploaded and D allocated on the
+/// calling thread; the output is checked against the reference. The default tiles and a
+/// CTA pair (whose first launch also counts resident clusters), each from a new thread.
+pub fn fresh_thread_case() -> TestResult {
+    let dev = Device::new(0).map_err(se)?;
+    // SAFETY: the buffers made below are used on this handle's one stream only and freed
+    // after `synchronize`.
+    unsafe { dev.context().disable_event_tracking() };
+    let dev = &dev;
+    let s = dev.stream();
+    let mut case = Case::new(256, 384, 640);
+    case.pre_transformed_sfa = true;
+    let p = problem(&case)?;
+    let u = upload(dev, &p)?;
+    let (a, b) = gpu_operands(&p, &u)?;
+    let cfgs = [None, Some(parse_configs(&["128x192c2"])?[0])];
+    for cfg in cfgs {
+        let mut d = s
+            .clone_htod(&vec![bf16::from_bits(POISON_BF16); 256 * 384])
+            .map_err(de)?;
+        {
+            let mut dv = MatrixMut::new(d.as_view_mut(), 256, 384, 384).map_err(se)?;
+            std::thread::scope(|t| {
+                t.spawn(|| match cfg {
+                    None => scalegemm::fp8_gemm_nt(dev, &a, &b, &mut dv),
+                    Some(c) => scalegemm::fp8_gemm_nt_with_config(dev, &a, &b, &mut dv, c),
+                })
+                .join()
+                .map_err(|_| "the thread panicked".to_string())?
+                .map_err(|e| format!("{cfg:?} from a new thread: {e}"))
+            })?;
+        }
+        let out = Out::Bf16(s.clone_dtoh(&d).map_err(de)?);
+        let report = check(&p, &out, launch_splits(dev, &p, cfg))?;
+        eprintln!("  256x384x640 {cfg:?} from a new thread: {report}");
+    }
+    dev.synchronize().map_err(se)?;
+    Ok(())
+}
