@@ -20,7 +20,11 @@
 //! 3. M ≤ 128 (host-bound shapes), a second table: 20 launches captured in a CUDA graph and
 //!    replayed between events (µs per kernel, no host overhead; ours and cuBLASLt's), and the
 //!    Rust API's host time per call (wall clock over 200 calls without synchronising), with
-//!    the bench's untracked buffers and with cudarc's default event-tracked buffers.
+//!    the bench's untracked buffers and with cudarc's default event-tracked buffers; then
+//!    the host cost of the call's parts besides our code: one `cuTensorMapEncodeTiled`
+//!    (a call makes four), making the context current, the tile heuristic, and
+//!    `cuLaunchKernelEx` of an empty kernel with 4 or 768 bytes of parameters, with and
+//!    without PDL (the floor under the per-call time).
 //!
 //! TFLOPS = 2·M·N·K / t; GB/s = (A + B + scales + D bytes) / t; ratio = cuBLASLt µs / our µs
 //! (> 1: we are faster), with geometric means over the M = 128 and M = 4096 rows (the issue's
@@ -54,6 +58,7 @@ use scalegemm::cudarc::driver::sys::{
     CUdevice_attribute, CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode,
 };
 use scalegemm::cudarc::driver::{CudaEvent, CudaSlice, CudaStream};
+use scalegemm::runtime::tma::{self, TmaElem, TmaSwizzle};
 use scalegemm::{Device, Fp8GemmConfig, Fp8Operand, Fp8Recipe, Fp8Scales, Matrix, MatrixMut};
 use scalegemm_bench::cublaslt::{self, Bf16Gemm, BlockwiseFp8Gemm, Fp8Mapping, Lt, LtError};
 use scalegemm_bench::{agreement, random_bf16, Agreement, Fp8Inputs};
@@ -238,6 +243,107 @@ impl Timer {
         }
         Ok(median(times))
     }
+}
+
+/// Host µs per call of the parts of an `fp8_gemm_nt` call that are not our code's (each the
+/// median of [`REPEATS`] loops): encoding one tensor map (`cuTensorMapEncodeTiled`, the B
+/// map of 128×7168×16384; a call encodes four), binding the context to the thread, the tile
+/// heuristic, and `cuLaunchKernelEx` of an empty kernel (NVRTC-compiled here) with 4 bytes of
+/// parameters or 768 (as many as the GEMM's five tensor maps and scalars take), with and
+/// without the PDL attribute ([`HOST_CALLS`] launches per loop, unsynchronised).
+fn host_parts(dev: &Device) -> Res<Vec<(&'static str, f64)>> {
+    use scalegemm::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+    use scalegemm::runtime::launch::{arg, Launch};
+    const CALLS: usize = 10_000;
+    let time = |calls: usize, f: &mut dyn FnMut() -> Res<()>| -> Res<f64> {
+        let mut v = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            let t0 = Instant::now();
+            for _ in 0..calls {
+                f()?;
+            }
+            v.push(t0.elapsed().as_secs_f64() * 1e6 / calls as f64);
+            dev.synchronize()?;
+        }
+        Ok(median(v))
+    };
+    let mut parts = Vec::new();
+    let ptr = 1u64 << 40;
+    parts.push((
+        "cuTensorMapEncodeTiled",
+        time(CALLS, &mut || {
+            let (rows, cols) = std::hint::black_box((7168, 16384));
+            let map = tma::encode_2d(
+                TmaElem::U8,
+                ptr,
+                rows,
+                cols,
+                cols,
+                128,
+                128,
+                TmaSwizzle::B128,
+            )?;
+            std::hint::black_box(map);
+            Ok(())
+        })?,
+    ));
+    parts.push((
+        "binding the context",
+        time(CALLS, &mut || Ok(dev.context().bind_to_thread()?))?,
+    ));
+    let sms = dev.usable_sms();
+    parts.push((
+        "tile heuristic",
+        time(CALLS, &mut || {
+            let (m, n, k) = std::hint::black_box((128, 7168, 16384));
+            std::hint::black_box(scalegemm::gemm::config::choose(m, n, k, sms));
+            Ok(())
+        })?,
+    ));
+    let src = "struct __align__(64) P { unsigned long long w[96]; };\n\
+               extern \"C\" __global__ void small(int x) { if (x == 1) asm volatile(\"trap;\"); }\n\
+               extern \"C\" __global__ void large(const __grid_constant__ P p) { if (p.w[95] == 1) asm volatile(\"trap;\"); }\n";
+    let opts = CompileOptions {
+        arch: Some("sm_90a"),
+        ..Default::default()
+    };
+    let module = dev
+        .context()
+        .load_module(compile_ptx_with_opts(src, opts)?)?;
+    let (small, large) = (
+        module.load_function("small")?,
+        module.load_function("large")?,
+    );
+    let x = 0i32;
+    let p = [0u64; 96];
+    for (name, pdl, big) in [
+        ("launch, 4 B of parameters", false, false),
+        ("launch, 4 B, PDL", true, false),
+        ("launch, 768 B", false, true),
+        ("launch, 768 B, PDL", true, true),
+    ] {
+        let launch = Launch {
+            grid: (1, 1, 1),
+            block: (32, 1, 1),
+            smem_bytes: 0,
+            cluster_x: 1,
+            pdl,
+        };
+        let (func, mut args) = if big {
+            (&large, [arg(&p)])
+        } else {
+            (&small, [arg(&x)])
+        };
+        parts.push((
+            name,
+            time(HOST_CALLS, &mut || {
+                // SAFETY: one argument of the kernel's parameter type (int, or 768 bytes).
+                unsafe { launch.run(func, dev.stream(), &mut args)? };
+                Ok(())
+            })?,
+        ));
+    }
+    Ok(parts)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -971,6 +1077,18 @@ fn main() -> Res<()> {
             println!("{l}");
         }
     }
+    let parts = if bench.args.only_ours {
+        Vec::new()
+    } else {
+        host_parts(&bench.dev)?
+    };
+    if !parts.is_empty() {
+        let line: Vec<String> = parts.iter().map(|(p, us)| format!("{p} {us:.3}")).collect();
+        println!(
+            "\nHost µs per call of the parts besides the launch: {}",
+            line.join(", ")
+        );
+    }
     let ratios: Vec<(usize, f64, Option<f64>)> = rows.iter().filter_map(|r| r.ratio).collect();
     let target = |r: &&(usize, f64, Option<f64>)| r.0 == 128 || r.0 == 4096;
     let summary = json!({
@@ -1002,6 +1120,7 @@ fn main() -> Res<()> {
         },
         "fp8": rows.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
         "bf16_cublaslt": bf16,
+        "host_parts_us": parts.iter().map(|(p, us)| (p.to_string(), json!(us))).collect::<serde_json::Map<_, _>>(),
         "summary": summary,
     });
     std::fs::write(
