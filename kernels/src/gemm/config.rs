@@ -412,6 +412,10 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
 ///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
+///   Where that keeps 128 columns, a single 128×[`WIDE_BLOCK_N`] tile (split halves) when
+///   its waves times its measured cost per column ([`WIDE_COLUMN_COST`]) undercut 128's
+///   (BF16 1D2D only; 4096×24576×1536, 4096×32768×512 and 8192³ take it, 3.5 %, 1.4 % and
+///   5–9 % faster; 4096×7168×2048 and the long-K M = 4096 shapes keep 128×128).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -492,6 +496,9 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
+    if best == 128 && wide_tile_pays(v, m, n, sms) {
+        return Fp8GemmConfig::new(128, WIDE_BLOCK_N);
+    }
     let cfg = Fp8GemmConfig::new(128, best).with_pipeline(pipelines(v, best));
     let paired = cfg.with_cluster(2);
     if best > PAIRED_ABOVE_BLOCK_N && paired.supports(m, n) {
@@ -499,6 +506,35 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
     } else {
         cfg
     }
+}
+
+/// BLOCK_N of the wide 128-row tile [`choose`] weighs against 128×128 when neither fills
+/// the waves much better ([`WIDE_COLUMN_COST`]); not pipelined (no room for a second
+/// register set: its columns are promoted in halves) and a single CTA (as CTA pairs it was
+/// slower: 4096×24576×1536 256.2–257.1 µs against 253.3–253.9).
+pub const WIDE_BLOCK_N: u32 = 192;
+
+/// Time of a 128×[`WIDE_BLOCK_N`] tile per output column, relative to the pipelined
+/// 128×128 tile's (with B's own loading thread), at M = 4096 and 8192 on the H200
+/// (`benches/README.md`, Findings, tenth session; each tile timed in its own process, 2–3
+/// rounds; the wave counts divided out): 0.946 at 4096×24576×1536, 0.987 at
+/// 4096×32768×512, 0.956 at 4096×7168×2048, 0.93 at 4096×4096×7168, 0.92–0.96 at 8192³.
+/// [`choose`] takes the wide tile where `waves(192) · 192 · cost < waves(128) · 128`.
+pub const WIDE_COLUMN_COST: f64 = 0.95;
+
+/// Whether the 128×[`WIDE_BLOCK_N`] tile beats 128×128 on an `m × n` output over `sms` SMs
+/// by [`WIDE_COLUMN_COST`]'s model: for the BF16 1D2D variant only (the one measured).
+/// Measured against the model's choice: 4096×24576×1536 253.3–253.9 µs against
+/// 262.3–262.7 (wide), 4096×32768×512 140.6–140.7 against 142.5–142.7 (wide), 8192³
+/// 877–916 against 963–971 (wide, power-capped); 4096×7168×2048 101.2–101.3 against
+/// 98.8–99.1, 4096×4096×7168 196.9–197.1 against 188.4–188.9, 4096×7168×16384 871–890
+/// against 760–823 (128×128 kept).
+fn wide_tile_pays(v: Fp8Variant, m: usize, n: usize, sms: usize) -> bool {
+    if v != Fp8Variant::BF16_1D2D {
+        return false;
+    }
+    let waves = |bn: u32| (m.div_ceil(128) * n.div_ceil(bn as usize)).div_ceil(sms) as f64;
+    waves(WIDE_BLOCK_N) * WIDE_BLOCK_N as f64 * WIDE_COLUMN_COST < waves(128) * 128.0
 }
 
 /// Split-K for M ≤ 128 with a long K over a B small enough not to be bandwidth-bound: at
@@ -783,7 +819,7 @@ mod tests {
         );
         // Large M: B's own thread for 128x128 pipelined tiles only.
         assert!(choose(4096, 7168, 16384, 132).b_thread);
-        assert!(choose(4096, 24576, 1536, 132).b_thread);
+        assert!(choose(4096, 4096, 7168, 132).b_thread);
         assert!(!choose(4096, 2112, 7168, 132).b_thread);
         assert!(!choose(4096, 576, 7168, 132).b_thread);
         assert_eq!(choose(100, 7168, 2048, 132), medium(64));
@@ -791,6 +827,21 @@ mod tests {
         assert_eq!(choose(128, 32768, 512, 132), medium(128));
         // More than two waves even at 128 columns: 128 columns.
         assert_eq!(choose(128, 65536, 512, 132), medium(128));
+        // Large M, full waves: 128x192 where its waves times its column cost beat 128's.
+        let wide = Fp8GemmConfig::new(128, WIDE_BLOCK_N);
+        assert_eq!(choose(4096, 24576, 1536, 132), wide);
+        assert_eq!(choose(4096, 32768, 512, 132), wide);
+        assert_eq!(choose(8192, 8192, 8192, 132), wide);
+        for (m, n, k) in [(4096, 7168, 2048), (4096, 7168, 16384), (256, 7168, 7168)] {
+            assert_eq!(choose(m, n, k, 132).block_n, 128, "{m}x{n}x{k}");
+        }
+        // only for the variant measured
+        for v in Fp8Variant::all()
+            .into_iter()
+            .filter(|&v| v != Fp8Variant::BF16_1D2D)
+        {
+            assert_ne!(choose_for(v, 4096, 24576, 1536, 132), wide, "{v:?}");
+        }
         // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
         assert_eq!(
             choose(4096, 4096, 7168, 132),
