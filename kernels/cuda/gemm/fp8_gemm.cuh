@@ -453,6 +453,10 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
     // Broadcast from lane 0: ptxas then keeps it (and the A descriptors) in uniform registers.
     const u32 wg = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
     const u32 num_kb = ceil_div(K, (u32)BLOCK_K);
+    // Built first: its divisors' set-up (scheduler.cuh) overlaps the barriers' and, with PDL,
+    // the previous kernel's tail.
+    const u32 rank = CLUSTER > 1 ? cluster_rank() : 0;
+    TileScheduler sched(M, N, num_kb, BLOCK_M, BLOCK_N, band, splits, rank);
 
     if (threadIdx.x == 0) {
         tma_prefetch_desc(&tma_a);
@@ -473,8 +477,6 @@ fp8_gemm(const __grid_constant__ TmaDesc tma_a,    // A codes [M, K], box BLOCK_
     grid_dependency_wait();
     grid_launch_dependents();
 
-    const u32 rank = CLUSTER > 1 ? cluster_rank() : 0;
-    TileScheduler sched(M, N, num_kb, BLOCK_M, BLOCK_N, band, splits, rank);
     WorkUnit unit;
 
     if (wg == NUM_MATH_WG) {

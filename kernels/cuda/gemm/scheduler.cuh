@@ -26,6 +26,28 @@
 #define SPLIT_K 0
 #endif
 
+// Unsigned 32-bit division by a divisor fixed at construction, as a multiply-high, a
+// subtract and two shifts (Granlund & Montgomery, "Division by invariant integers using
+// multiplication", PLDI 1994, Figure 4.1): exact for every n and every d ≥ 1. The
+// scheduler divides on the path from one tile's epilogue to the next tile's first wgmma,
+// where the compiler's division (a reciprocal through I2F, MUFU.RCP and F2I, then fix-ups)
+// sat in the latency before the k-loop's dispatch.
+struct FastDivU32 {
+    u32 m, sh1, sh2;
+    SG_DEVICE FastDivU32() : m(1), sh1(0), sh2(0) {}
+    SG_DEVICE explicit FastDivU32(u32 d) {
+        const u32 l = d > 1 ? 32 - __clz(d - 1) : 0;  // ceil(log2 d)
+        // 2^32 · (2^l − d) / d + 1 < 2^32 (64-bit: 2^l may be 2^32).
+        m = (u32)((((1ull << l) - d) << 32) / d + 1);
+        sh1 = min(l, 1u);
+        sh2 = l > 0 ? l - 1 : 0;
+    }
+    SG_DEVICE u32 div(u32 n) const {
+        const u32 t = __umulhi(m, n);
+        return (t + ((n - t) >> sh1)) >> sh2;
+    }
+};
+
 // One unit of work: a tile, and (SPLIT_K) the k-blocks [kb_begin, kb_end) of its split.
 struct WorkUnit {
     u32 m_block, n_block, split, kb_begin, kb_end;
@@ -36,6 +58,8 @@ struct TileScheduler {
     u32 next;
 
     u32 rank;
+    // Divisions by M-blocks × band, by the band, and by the last band's width.
+    FastDivU32 div_per_band, div_band, div_last_width;
 
     // `rank`: this CTA's rank in its cluster (0 without clusters); `splits_`: units per tile
     // (SPLIT_K only: 1 ≤ splits_ ≤ num_kb_, checked by the host).
@@ -44,6 +68,9 @@ struct TileScheduler {
           num_kb(num_kb_), splits(SPLIT_K ? splits_ : 1), next(blockIdx.x / CLUSTER), rank(rank_) {
         num_tiles = num_m_blocks * num_n_blocks;
         num_units = num_tiles * splits;
+        div_per_band = FastDivU32(num_m_blocks * band);
+        div_band = FastDivU32(band);
+        div_last_width = FastDivU32(num_n_blocks - (ceil_div(num_n_blocks, band) - 1) * band);
     }
 
     // Fills the next unit and returns true, or returns false when done. With SPLIT_K the
@@ -62,11 +89,12 @@ struct TileScheduler {
         u.kb_begin = 0;
         u.kb_end = num_kb;
 #endif
-        u32 per_band = num_m_blocks * band;
-        u32 band_idx = t / per_band;
-        u32 in_band = t - band_idx * per_band;
-        u32 width = min(band, num_n_blocks - band_idx * band);
-        u.m_block = in_band / width;
+        const u32 band_idx = div_per_band.div(t);
+        const u32 in_band = t - band_idx * num_m_blocks * band;
+        // Every band is `band` N-blocks wide but the last (the host keeps 1 ≤ band ≤ N-blocks).
+        const bool last = (band_idx + 1) * band >= num_n_blocks;
+        const u32 width = last ? num_n_blocks - band_idx * band : band;
+        u.m_block = (last ? div_last_width : div_band).div(in_band);
         u.n_block = (band_idx * band + (in_band - u.m_block * width)) * CLUSTER + rank;
         return true;
     }
