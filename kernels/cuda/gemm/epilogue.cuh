@@ -8,6 +8,7 @@
 #include "../ptx/cvt.cuh"
 #include "../ptx/tma.cuh"
 #include "../ptx/sync.cuh"
+#include "../ptx/stmatrix.cuh"
 
 #if OUT_F32
 typedef float out_t;
@@ -65,7 +66,7 @@ SG_DEVICE void store_direct(const float (&fin)[ACC_REGS], out_t* d, u64 ld_d, co
 // BF16 tile through shared memory: the tile is staged as BLOCK_N / SLAB_COLS column slabs,
 // each BLOCK_M rows of SLAB_BYTES (128, 64 or 32: the largest dividing a tile row) with the
 // matching TMA swizzle (16-byte chunk index XOR address bits 7.., as CU_TENSOR_MAP_SWIZZLE_
-// {128,64,32}B), so the fragments' 4-byte writes are (nearly) free of bank conflicts. One
+// {128,64,32}B), so the 16-byte block rows stmatrix writes are free of bank conflicts. One
 // thread then issues one TMA store per slab (256-row tiles: one per warpgroup, for its 128
 // rows; WG_STORE below); TMA clips rows ≥ M and columns ≥ N.
 #define D_ROW_BYTES (BLOCK_N * 2)
@@ -94,19 +95,23 @@ SG_DEVICE u32 store_barrier_id() { return WG_STORE ? 3 + threadIdx.x / 128 : 1; 
 SG_DEVICE bool store_leader() { return WG_STORE ? threadIdx.x % 128 == 0 : threadIdx.x == 0; }
 
 // Writes one wave of the tile into the staging slabs: `row` is this thread's first tile row
-// (the second is row + 8). The previous store of these rows must be done reading (the
-// caller waits with tma_store_wait_read before the barrier that precedes this).
+// (the second is row + 8). Each stmatrix.x4 stores four 8×8 blocks of the warp's 16 rows:
+// fragments f and f + 1, rows +0 and +8; an 8-column block row is one 16-byte swizzle chunk.
+// The previous store of these rows must be done reading (the caller waits with
+// tma_store_wait_read before the barrier that precedes this).
 SG_DEVICE void stage_tile_bf16(const float (&fin)[ACC_REGS], u8* smem_d, u32 row, u32 lane) {
+    static_assert(N_FRAGS % 2 == 0, "stmatrix.x4 stores fragments in pairs");
+    // This lane addresses row lane % 8 of block lane / 8: fragment f + (lane / 16), rows
+    // +8 for odd blocks.
+    const u32 r = row - lane / 4 + (lane / 8 % 2) * 8 + lane % 8;
 #pragma unroll
-    for (int f = 0; f < N_FRAGS; ++f) {
-        const u32 col = f * 8 + (lane % 4) * 2;
+    for (int f = 0; f < N_FRAGS; f += 2) {
+        const u32 col = (f + lane / 16) * 8;
         u8* slab = smem_d + (col / SLAB_COLS) * (BLOCK_M * SLAB_BYTES);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const u32 off = (row + h * 8) * SLAB_BYTES + (col % SLAB_COLS) * 2;
-            *reinterpret_cast<u32*>(slab + swizzle_offset(off)) =
-                pack_bf16x2(fin[f * 4 + h * 2], fin[f * 4 + h * 2 + 1]);
-        }
+        const u32 off = r * SLAB_BYTES + (col % SLAB_COLS) * 2;
+        stmatrix_x4(slab + swizzle_offset(off), pack_bf16x2(fin[f * 4], fin[f * 4 + 1]),
+                    pack_bf16x2(fin[f * 4 + 2], fin[f * 4 + 3]), pack_bf16x2(fin[f * 4 + 4], fin[f * 4 + 5]),
+                    pack_bf16x2(fin[f * 4 + 6], fin[f * 4 + 7]));
     }
 }
 

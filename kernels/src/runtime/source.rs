@@ -20,6 +20,10 @@ pub const FILES: &[(&str, &str)] = &[
     ),
     ("ptx/cvt.cuh", include_str!("../../cuda/ptx/cvt.cuh")),
     (
+        "ptx/stmatrix.cuh",
+        include_str!("../../cuda/ptx/stmatrix.cuh"),
+    ),
+    (
         "ptx/cluster.cuh",
         include_str!("../../cuda/ptx/cluster.cuh"),
     ),
