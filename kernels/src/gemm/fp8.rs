@@ -103,10 +103,10 @@ pub enum Accumulate<'x, 'a> {
 /// TMA constraints the caller must meet: the codes' base addresses 16-byte aligned and their
 /// leading dimensions (bytes) multiples of 16 — pad `ld`, not the shape.
 ///
-/// Host cost per call (H200 hosts, warm caches, `benches/README.md`): 2.9–6.2 µs, varying
+/// Host cost per call (H200 hosts, warm caches, `benches/README.md`): 2.7–7.4 µs, varying
 /// between the machines the device calls ran on, of which the driver's `cuLaunchKernelEx`
-/// takes most (an empty kernel's launch: 2.3–3.5 µs on hosts where this call took
-/// 2.7–3.8; the four tensor maps 0.06–0.13 µs each, the heuristic 0.01); cudarc's
+/// takes most (an empty kernel's launch: 2.0–3.5 µs on hosts where this call took
+/// 2.7–5.0; the four tensor maps 0.05–0.13 µs each, the heuristic 0.01); cudarc's
 /// per-buffer event tracking (on by default when a context has several streams) adds about
 /// 3–4 µs (`CudaContext::disable_event_tracking` removes it; that call is unsafe: the caller
 /// then orders uses across streams).
