@@ -412,10 +412,10 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
 ///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
-///   Where that keeps 128 columns, a single 128×[`WIDE_BLOCK_N`] tile (split halves) when
-///   its waves times its measured cost per column ([`WIDE_COLUMN_COST`]) undercut 128's
-///   (BF16 1D2D only; 4096×24576×1536, 4096×32768×512 and 8192³ take it, 3.5 %, 1.4 % and
-///   5–9 % faster; 4096×7168×2048 and the long-K M = 4096 shapes keep 128×128).
+///   Where that keeps 128 columns, K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
+///   tile (split halves) when its waves times its measured cost per column
+///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
+///   4096×32768×512 take it, 3.5 % and 1.4 % faster; 4096×7168×2048 keeps 128×128).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -496,7 +496,7 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
-    if best == 128 && wide_tile_pays(v, m, n, sms) {
+    if best == 128 && wide_tile_pays(v, m, n, k, sms) {
         return Fp8GemmConfig::new(128, WIDE_BLOCK_N);
     }
     let cfg = Fp8GemmConfig::new(128, best).with_pipeline(pipelines(v, best));
@@ -515,22 +515,31 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
 pub const WIDE_BLOCK_N: u32 = 192;
 
 /// Time of a 128×[`WIDE_BLOCK_N`] tile per output column, relative to the pipelined
-/// 128×128 tile's (with B's own loading thread), at M = 4096 and 8192 on the H200
-/// (`benches/README.md`, Findings, tenth session; each tile timed in its own process, 2–3
-/// rounds; the wave counts divided out): 0.946 at 4096×24576×1536, 0.987 at
-/// 4096×32768×512, 0.956 at 4096×7168×2048, 0.93 at 4096×4096×7168, 0.92–0.96 at 8192³.
-/// [`choose`] takes the wide tile where `waves(192) · 192 · cost < waves(128) · 128`.
+/// 128×128 tile's (with B's own loading thread), on the H200 (`benches/README.md`, Findings,
+/// tenth session; each tile timed in its own process, 2–3 rounds; the wave counts divided
+/// out): 0.946 at 4096×24576×1536, 0.987 at 4096×32768×512, 0.956 at 4096×7168×2048, where
+/// a tile's k-loop is short and its epilogue weighs (fewer, wider tiles pay it less often
+/// per FLOP). With long k-loops it was no cheaper: 0.93 at 4096×4096×7168, 1.0–1.09 at
+/// 4096×7168×16384 and 8192³ under sustained load (0.92–0.96 for 8192³ timed alone, cold).
+/// [`choose`] takes the wide tile where K ≤ [`WIDE_MAX_K`], M ≥ [`WIDE_MIN_M`] and
+/// `waves(192) · 192 · cost < waves(128) · 128`.
 pub const WIDE_COLUMN_COST: f64 = 0.95;
 
-/// Whether the 128×[`WIDE_BLOCK_N`] tile beats 128×128 on an `m × n` output over `sms` SMs
-/// by [`WIDE_COLUMN_COST`]'s model: for the BF16 1D2D variant only (the one measured).
-/// Measured against the model's choice: 4096×24576×1536 253.3–253.9 µs against
-/// 262.3–262.7 (wide), 4096×32768×512 140.6–140.7 against 142.5–142.7 (wide), 8192³
-/// 877–916 against 963–971 (wide, power-capped); 4096×7168×2048 101.2–101.3 against
-/// 98.8–99.1, 4096×4096×7168 196.9–197.1 against 188.4–188.9, 4096×7168×16384 871–890
-/// against 760–823 (128×128 kept).
-fn wide_tile_pays(v: Fp8Variant, m: usize, n: usize, sms: usize) -> bool {
-    if v != Fp8Variant::BF16_1D2D {
+/// Longest K for which [`choose`] weighs the wide tile (the measured short-K shapes).
+pub const WIDE_MAX_K: usize = 2048;
+
+/// Smallest M for which [`choose`] weighs the wide tile (measured at M = 4096; with few
+/// M-blocks the waves, not the per-column cost, decide, and the unpipelined tile was not
+/// measured there).
+pub const WIDE_MIN_M: usize = 2048;
+
+/// Whether the 128×[`WIDE_BLOCK_N`] tile beats 128×128 on an `m × n × k` GEMM over `sms`
+/// SMs by [`WIDE_COLUMN_COST`]'s model, within the range it was measured in (BF16 1D2D,
+/// [`WIDE_MAX_K`], [`WIDE_MIN_M`]). Against the model's choice: 4096×24576×1536 253.3–253.9
+/// µs against 262.3–262.7 (wide), 4096×32768×512 140.6–140.7 against 142.5–142.7 (wide);
+/// 4096×7168×2048 101.2–101.3 against 98.8–99.1 (128×128 kept).
+fn wide_tile_pays(v: Fp8Variant, m: usize, n: usize, k: usize, sms: usize) -> bool {
+    if v != Fp8Variant::BF16_1D2D || k > WIDE_MAX_K || m < WIDE_MIN_M {
         return false;
     }
     let waves = |bn: u32| (m.div_ceil(128) * n.div_ceil(bn as usize)).div_ceil(sms) as f64;
@@ -831,8 +840,15 @@ mod tests {
         let wide = Fp8GemmConfig::new(128, WIDE_BLOCK_N);
         assert_eq!(choose(4096, 24576, 1536, 132), wide);
         assert_eq!(choose(4096, 32768, 512, 132), wide);
-        assert_eq!(choose(8192, 8192, 8192, 132), wide);
-        for (m, n, k) in [(4096, 7168, 2048), (4096, 7168, 16384), (256, 7168, 7168)] {
+        // not where the waves favour 128, nor beyond the measured K and M
+        for (m, n, k) in [
+            (4096, 7168, 2048),
+            (4096, 7168, 16384),
+            (8192, 8192, 8192),
+            (4096, 24576, 2176),
+            (1024, 24576, 1536),
+            (256, 7168, 7168),
+        ] {
             assert_eq!(choose(m, n, k, 132).block_n, 128, "{m}x{n}x{k}");
         }
         // only for the variant measured

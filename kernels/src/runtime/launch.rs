@@ -33,12 +33,12 @@ pub fn arg<T>(value: &T) -> Arg {
 }
 
 /// Makes `stream`'s context current on the calling thread (driver calls made outside
-/// cudarc's wrappers need it).
+/// cudarc's wrappers need it). cudarc first returns (and clears) any error it recorded
+/// where it could not return one, e.g. a failed free in a drop.
 fn bind(stream: &CudaStream) -> Result<(), Error> {
-    stream
-        .context()
-        .bind_to_thread()
-        .map_err(Error::driver("making the context current"))
+    stream.context().bind_to_thread().map_err(Error::driver(
+        "making the context current (or an earlier error cudarc recorded)",
+    ))
 }
 
 impl Launch {
@@ -50,7 +50,8 @@ impl Launch {
     /// must be valid for what the kernel accesses.
     ///
     /// # Errors
-    /// [`Error::Driver`] if raising the shared-memory limit or the launch fails.
+    /// [`Error::Driver`] if making the stream's context current, raising the shared-memory
+    /// limit or the launch fails.
     pub unsafe fn run(
         &self,
         func: &CudaFunction,
@@ -69,7 +70,7 @@ impl Launch {
     /// As [`Launch::run`].
     ///
     /// # Errors
-    /// [`Error::Driver`] if the launch fails.
+    /// [`Error::Driver`] if making the stream's context current or the launch fails.
     pub(crate) unsafe fn run_raised(
         &self,
         func: &CudaFunction,
@@ -94,7 +95,8 @@ impl Launch {
     /// launch no more, or the surplus clusters wait for whole resident ones to finish.
     ///
     /// # Errors
-    /// [`Error::Driver`] if the query (or raising the shared-memory limit) fails.
+    /// [`Error::Driver`] if the query (or making the context current, or raising the
+    /// shared-memory limit) fails.
     pub fn max_active_clusters(
         &self,
         func: &CudaFunction,

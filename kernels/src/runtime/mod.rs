@@ -176,16 +176,18 @@ impl Device {
     }
 
     /// Makes this handle's context current on the calling thread (`cuCtxSetCurrent`, when
-    /// it is not already), as driver calls outside a stream need: every entry point of
-    /// this crate does it, so callers may use a `Device` from any thread.
+    /// it is not already; the previous one is not restored), as driver calls outside a
+    /// stream need. The GEMMs, the scale transform and every [`launch::Launch`] do it, so
+    /// callers may use a `Device` from any thread; [`tma::encode_2d`] does not (it needs a
+    /// current context: call this first).
     ///
     /// # Errors
     /// [`Error::Driver`] if the driver refuses, or with an error cudarc recorded earlier
     /// where it could not return one (a failed free in a drop).
     pub fn bind_to_thread(&self) -> Result<(), Error> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(Error::driver("making the context current"))
+        self.ctx.bind_to_thread().map_err(Error::driver(
+            "making the context current (or an earlier error cudarc recorded)",
+        ))
     }
 
     /// Waits until every launch issued on [`Device::stream`] has finished.

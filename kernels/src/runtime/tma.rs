@@ -73,7 +73,8 @@ impl TmaSwizzle {
 /// [`Error::Alignment`] if `addr` is not 16-byte aligned or the row stride in bytes is not a
 /// multiple of 16 (TMA rules); [`Error::Shape`] for empty or oversized dimensions or
 /// boxes (box extents 1..=256, a swizzled box exactly as wide as its swizzle span);
-/// [`Error::Driver`] if the driver rejects the descriptor.
+/// [`Error::Driver`] if the driver rejects the descriptor, or no context is current on the
+/// calling thread (`CUDA_ERROR_INVALID_CONTEXT`: see [`crate::Device::bind_to_thread`]).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_2d(
     elem: TmaElem,

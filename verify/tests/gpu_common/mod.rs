@@ -1602,8 +1602,8 @@ pub fn check_selftest() -> TestResult {
 /// CTA pair (whose first launch also counts resident clusters), each from a new thread.
 pub fn fresh_thread_case() -> TestResult {
     let dev = Device::new(0).map_err(se)?;
-    // SAFETY: the buffers made below are used on this handle's one stream only and freed
-    // after `synchronize`.
+    // SAFETY: the buffers made below are used on this handle's one stream only (stream
+    // order then orders every use and free; each D is read back by a synchronising copy).
     unsafe { dev.context().disable_event_tracking() };
     let dev = &dev;
     let s = dev.stream();
