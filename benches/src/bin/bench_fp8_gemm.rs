@@ -232,41 +232,38 @@ impl Timer {
     fn host(&self, mut call: impl FnMut() -> Res<()>) -> Res<f64> {
         call()?;
         self.s.synchronize()?;
-        let mut times = Vec::with_capacity(REPEATS);
-        for _ in 0..REPEATS {
-            let t0 = Instant::now();
-            for _ in 0..HOST_CALLS {
-                call()?;
-            }
-            times.push(t0.elapsed().as_secs_f64() * 1e6 / HOST_CALLS as f64);
-            self.s.synchronize()?;
-        }
-        Ok(median(times))
+        wall_us_per_call(&self.s, HOST_CALLS, &mut call)
     }
 }
 
+/// Median over [`REPEATS`] of the host wall-clock µs per call of `calls` calls issued without
+/// synchronising (`s` is drained between repeats).
+fn wall_us_per_call(s: &CudaStream, calls: usize, call: &mut dyn FnMut() -> Res<()>) -> Res<f64> {
+    let mut times = Vec::with_capacity(REPEATS);
+    for _ in 0..REPEATS {
+        let t0 = Instant::now();
+        for _ in 0..calls {
+            call()?;
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1e6 / calls as f64);
+        s.synchronize()?;
+    }
+    Ok(median(times))
+}
+
 /// Host µs per call of the parts of an `fp8_gemm_nt` call besides the launch, and of bare
-/// launches (each the median of [`REPEATS`] loops): encoding one tensor map (`cuTensorMapEncodeTiled`, the B
-/// map of 128×7168×16384; a call encodes four), binding the context to the thread, the tile
-/// heuristic, and `cuLaunchKernelEx` of an empty kernel (NVRTC-compiled here) with 4 bytes of
-/// parameters or 768 (as many as the GEMM's five tensor maps and scalars take), with and
-/// without the PDL attribute ([`HOST_CALLS`] launches per loop, unsynchronised).
+/// launches (each the median of [`REPEATS`] loops): encoding one tensor map
+/// (`cuTensorMapEncodeTiled`, the B map of 128×7168×16384; a call encodes four), binding the
+/// context to the thread, the tile heuristic, and `cuLaunchKernelEx` of an empty kernel
+/// (NVRTC-compiled here) with 4 bytes of parameters or 768 (as many as the GEMM's five tensor
+/// maps and scalars take), with and without the PDL attribute ([`HOST_CALLS`] launches per
+/// loop, unsynchronised).
 fn host_parts(dev: &Device) -> Res<Vec<(&'static str, f64)>> {
     use scalegemm::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
     use scalegemm::runtime::launch::{arg, Launch};
     const CALLS: usize = 10_000;
-    let time = |calls: usize, f: &mut dyn FnMut() -> Res<()>| -> Res<f64> {
-        let mut v = Vec::with_capacity(REPEATS);
-        for _ in 0..REPEATS {
-            let t0 = Instant::now();
-            for _ in 0..calls {
-                f()?;
-            }
-            v.push(t0.elapsed().as_secs_f64() * 1e6 / calls as f64);
-            dev.synchronize()?;
-        }
-        Ok(median(v))
-    };
+    let time =
+        |calls: usize, f: &mut dyn FnMut() -> Res<()>| wall_us_per_call(dev.stream(), calls, f);
     let mut parts = Vec::new();
     let ptr = 1u64 << 40;
     parts.push((
