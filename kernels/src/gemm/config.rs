@@ -443,8 +443,25 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // measured).
     let small_m = m <= 128 && k.div_ceil(128) >= B_THREAD_MIN_KBLOCKS;
     let large_m_128 = m > 128 && cfg.block_m == 128 && cfg.block_n == 128 && cfg.cluster == 1;
-    cfg.with_b_thread(cfg.pipelined && (small_m || large_m_128))
+    let cfg = cfg.with_b_thread(cfg.pipelined && (small_m || large_m_128));
+    // Wider rasterisation bands for the long-K 128×128 tiles of large M: B's column blocks of
+    // a band then stay in L2 from one wave to the next (benches/README.md, Findings, eleventh
+    // session: DRAM bytes read per launch 147 → 102 MB at 4096×4096×7168 and 667 → 452 MB at
+    // 8192³; 3 alternating rounds 184.5–184.9 → 181.2–181.6 µs and, on the power-limited
+    // 4096×7168×16384, 787–826 → 746–759 µs; at K = 2048 band 8 read the least).
+    if large_m_128 && k >= LONG_K_BAND_MIN_K {
+        cfg.with_band(LONG_K_BAND)
+    } else {
+        cfg
+    }
 }
+
+/// N-blocks per rasterisation band of [`choose_unsplit_for`]'s 128×128 tiles of large M with
+/// K ≥ [`LONG_K_BAND_MIN_K`] (else [`DEFAULT_BAND`]).
+pub const LONG_K_BAND: u32 = 16;
+
+/// Smallest K given the [`LONG_K_BAND`].
+pub const LONG_K_BAND_MIN_K: usize = 4096;
 
 /// Fewest 128-K blocks from which [`choose_for`] gives the unsplit pipelined tiles of
 /// M ≤ 128 B's own loading thread ([`Fp8GemmConfig::b_thread`]).
@@ -864,7 +881,15 @@ mod tests {
             Fp8GemmConfig::new(128, 128)
                 .with_pipeline(true)
                 .with_b_thread(true)
+                .with_band(LONG_K_BAND)
         );
+        // Wider bands only for those tiles' long K.
+        assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
+        assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
+        assert_eq!(choose(4096, 7168, 2048, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(4096, 24576, 1536, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(128, 7168, 16384, 132).band, DEFAULT_BAND);
         assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
         // 4096x2112: 544 tiles of 128x128 are 4.1 waves; 384 of 128x176, 2.9 (in pairs:
         // 12 N-blocks); an odd number of N-blocks runs single CTAs (3072x736: 5 of 160).
