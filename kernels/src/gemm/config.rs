@@ -416,6 +416,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   tile (split halves) when its waves times its measured cost per column
 ///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
 ///   4096×32768×512 take it, 3.5 % and 1.4 % faster; 4096×7168×2048 keeps 128×128).
+///   The 128×128 pipelined tiles with K ≥ [`LONG_K_BAND_MIN_K`] rasterise in bands of
+///   [`LONG_K_BAND`] N-blocks instead of [`DEFAULT_BAND`] (less DRAM traffic; 4096×4096×7168
+///   184.0–184.9 → 180.3–181.6 µs, 4096×7168×16384 787–826 → 746–759).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -446,9 +449,14 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     let cfg = cfg.with_b_thread(cfg.pipelined && (small_m || large_m_128));
     // Wider rasterisation bands for the long-K 128×128 tiles of large M: B's column blocks of
     // a band then stay in L2 from one wave to the next (benches/README.md, Findings, eleventh
-    // session: DRAM bytes read per launch 147 → 102 MB at 4096×4096×7168 and 667 → 452 MB at
-    // 8192³; 3 alternating rounds 184.5–184.9 → 181.2–181.6 µs and, on the power-limited
-    // 4096×7168×16384, 787–826 → 746–759 µs; at K = 2048 band 8 read the least).
+    // session, BF16 1D2D). ncu, one launch: DRAM bytes read 147 → 102 MB at 4096×4096×7168,
+    // 667 → 452 MB at 8192³, 833 → 822 MB at 4096×7168×16384; the single launches' times
+    // did not improve (181.3 → 183.1, 849.5 → 838.8, 740.6 → 749.1 µs). Timed in alternating
+    // processes: 4096×4096×7168 184.0–184.9 → 180.3–181.6 µs (8 rounds), 4096×7168×16384
+    // 787–826 → 746–759 (3 rounds), 8192³ median 967 → 926 (5 rounds, 831–979 against
+    // 817–969). At K = 2048 (4096×7168×2048) band 8 was the fastest. Measured at M = 4096
+    // and 8192 only; M between 129 and 4095, K between 2048 and 7168 and the other variants
+    // (the band only orders the tiles: their results are the same bits) were not.
     if large_m_128 && k >= LONG_K_BAND_MIN_K {
         cfg.with_band(LONG_K_BAND)
     } else {
@@ -460,7 +468,8 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
 /// K ≥ [`LONG_K_BAND_MIN_K`] (else [`DEFAULT_BAND`]).
 pub const LONG_K_BAND: u32 = 16;
 
-/// Smallest K given the [`LONG_K_BAND`].
+/// Smallest K given the [`LONG_K_BAND`] (elements; between the measured 2048, where band 8
+/// was faster, and 7168, where 16 was: no K in between was measured).
 pub const LONG_K_BAND_MIN_K: usize = 4096;
 
 /// Fewest 128-K blocks from which [`choose_for`] gives the unsplit pipelined tiles of
@@ -883,13 +892,26 @@ mod tests {
                 .with_b_thread(true)
                 .with_band(LONG_K_BAND)
         );
-        // Wider bands only for those tiles' long K.
+        // Wider bands only for those tiles of M > 128 and K ≥ LONG_K_BAND_MIN_K.
         assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
         assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
+        assert_eq!(choose(4096, 7168, LONG_K_BAND_MIN_K, 132).band, LONG_K_BAND);
+        let below = choose(4096, 7168, LONG_K_BAND_MIN_K - 1, 132);
+        assert_eq!((below.block_n, below.band), (128, DEFAULT_BAND));
         assert_eq!(choose(4096, 7168, 2048, 132).band, DEFAULT_BAND);
-        assert_eq!(choose(4096, 24576, 1536, 132).band, DEFAULT_BAND);
         assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
-        assert_eq!(choose(128, 7168, 16384, 132).band, DEFAULT_BAND);
+        // M ≤ 128: a 128x128 pipelined tile at K ≥ 4096 keeps the default band.
+        let medium_128 = choose(128, 32768, 4096, 132);
+        assert_eq!((medium_128.block_n, medium_128.pipelined), (128, true));
+        assert_eq!(medium_128.band, DEFAULT_BAND);
+        // every variant (the band orders the tiles only)
+        for v in Fp8Variant::all() {
+            assert_eq!(
+                choose_for(v, 4096, 4096, 7168, 132).band,
+                LONG_K_BAND,
+                "{v:?}"
+            );
+        }
         assert_eq!(choose(4096, 576, 7168, 132).block_n, 144);
         // 4096x2112: 544 tiles of 128x128 are 4.1 waves; 384 of 128x176, 2.9 (in pairs:
         // 12 N-blocks); an odd number of N-blocks runs single CTAs (3072x736: 5 of 160).
