@@ -412,7 +412,10 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
 ///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
-///   Where that keeps 128 columns, K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
+///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048 takes 256×128 tiles as CTA pairs
+///   sharing A where their waves fill about as well ([`tall_pair_pays`]: 1–9 % faster on the
+///   measured M ≥ 2048 shapes, the most on the power-limited 4096×7168×16384); otherwise,
+///   where K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
 ///   tile (split halves) when its waves times its measured cost per column
 ///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
 ///   4096×32768×512 take it, 3.5 % and 1.4 % faster; 4096×7168×2048 keeps 128×128).
@@ -522,8 +525,14 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
         .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
         .filter(|&bn| score(bn) > 1.15 * base)
         .unwrap_or(128);
-    if best == 128 && wide_tile_pays(v, m, n, k, sms) {
-        return Fp8GemmConfig::new(128, WIDE_BLOCK_N);
+    if best == 128 {
+        let tall = Fp8GemmConfig::new(256, 128).with_cluster(2);
+        if tall_pair_pays(v, m, n, k, sms) && tall.supports(m, n) {
+            return tall;
+        }
+        if wide_tile_pays(v, m, n, k, sms) {
+            return Fp8GemmConfig::new(128, WIDE_BLOCK_N);
+        }
     }
     let cfg = Fp8GemmConfig::new(128, best).with_pipeline(pipelines(v, best));
     let paired = cfg.with_cluster(2);
@@ -532,6 +541,46 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
     } else {
         cfg
     }
+}
+
+/// Smallest M for which [`choose`] gives the 256×128 CTA pairs ([`tall_pair_pays`]; measured
+/// at M = 2048, 4096 and 8192).
+pub const TALL_MIN_M: usize = 2048;
+
+/// Smallest K for which [`choose`] gives the 256×128 CTA pairs (4096×32768×512, the shortest
+/// measured, took them 1.6 % faster than 128×192).
+pub const TALL_MIN_K: usize = 512;
+
+/// Least fraction of the 128×128 tiles' wave fill (tiles / (waves · SMs)) the 256×128 CTA
+/// pairs must reach for [`choose`] to take them: they have half as many tiles, so they lose
+/// where that leaves a last wave emptier (2048×7168×2048: 448 tiles in 3.4 waves, fill 0.85
+/// against 0.97 for 128×128, 54.9 µs against 48.9).
+pub const TALL_MIN_FILL_RATIO: f64 = 0.97;
+
+/// Whether [`choose`] gives an `m × n × k` GEMM over `sms` SMs 256×128 tiles as CTA pairs
+/// sharing A by TMA multicast (BLOCK_M 256: each math warpgroup computes 128 rows in two
+/// waves), where it would otherwise take 128 columns: BF16 1D2D with `n` a multiple of 8
+/// (the TMA-store epilogue; with direct stores the 256-row tiles ran 26 % slower, ninth
+/// session), M ≥ [`TALL_MIN_M`], K ≥ [`TALL_MIN_K`] and wave fill as
+/// [`TALL_MIN_FILL_RATIO`] says. They read half the L2 bytes per FLOP of 128×128 (A shared
+/// by the pair, B by the 256 rows), which the power-limited long-K shapes turn into clock;
+/// DeepGEMM's cost model picks the same tile there. Measured on the H200
+/// (`benches/README.md`, thirteenth session: three or four rounds alternating with the
+/// previous choice in one call, µs, medians): 4096×24576×1536 246.0 against 248.6
+/// (128×192), 4096×32768×512 129.5 against 131.6 (128×192), 4096×4096×7168 180.4 against
+/// 182.4, 4096×7168×2048 95.5 against 96.3, 4096×7168×16384 745 against 816 and 8192³ 927
+/// against 942 (both power-limited, spread 5–10 %), 2048×24576×1536 124.0 against 126.5,
+/// 2048×8192×8192 206.1 against 211.4 (all before the k-loop's unrolling by two, which
+/// took 1.3–1.4 % more off the stable ones).
+fn tall_pair_pays(v: Fp8Variant, m: usize, n: usize, k: usize, sms: usize) -> bool {
+    if v != Fp8Variant::BF16_1D2D || m < TALL_MIN_M || k < TALL_MIN_K || n % 8 != 0 {
+        return false;
+    }
+    let fill = |bm: usize, bn: usize| {
+        let tiles = m.div_ceil(bm) * n.div_ceil(bn);
+        tiles as f64 / (tiles.div_ceil(sms) * sms) as f64
+    };
+    fill(256, 128) >= TALL_MIN_FILL_RATIO * fill(128, 128)
 }
 
 /// BLOCK_N of the wide 128-row tile [`choose`] weighs against 128×128 when neither fills
@@ -692,6 +741,9 @@ pub fn chosen_configs_for(v: Fp8Variant) -> Vec<Fp8GemmConfig> {
         ])
         .map(|c| c.with_b_thread(true));
     let mut out: Vec<_> = small.chain(large).chain(medium).chain(split).collect();
+    if v == Fp8Variant::BF16_1D2D {
+        out.push(Fp8GemmConfig::new(256, 128).with_cluster(2));
+    }
     out.push(Fp8GemmConfig::new(64, 128).with_pipeline(true));
     out.extend(b_thread);
     let mut seen = std::collections::HashSet::new();
@@ -802,7 +854,8 @@ mod tests {
     fn small_m_uses_one_math_warpgroup() {
         assert_eq!(choose(1, 7168, 7168, 132).block_m, 64);
         assert_eq!(choose(64, 7168, 7168, 132).block_m, 64);
-        assert_eq!(choose(4096, 7168, 7168, 132).block_m, 128);
+        assert_eq!(choose(1024, 7168, 7168, 132).block_m, 128);
+        assert_eq!(choose(4096, 7168, 7168, 132).block_m, 256);
         // Memory-bound: wide streams for a large B, else one wave of small tiles.
         // (with B's own loading thread from 64 k-blocks on)
         assert_eq!(
@@ -846,6 +899,7 @@ mod tests {
         assert_eq!(unsplit(128, 2112, 7168), Fp8GemmConfig::new(64, 32));
         assert_eq!(unsplit(1, 576, 7168), Fp8GemmConfig::new(64, 16));
         assert_eq!(unsplit(4096, 4096, 7168), choose(4096, 4096, 7168, 132));
+        assert_eq!(unsplit(1024, 4096, 7168), choose(1024, 4096, 7168, 132));
         // 64 < M ≤ 128 with enough 128-row tiles: one M-block, pipelined.
         let medium = |bn| Fp8GemmConfig::new(128, bn).with_pipeline(true);
         assert_eq!(
@@ -853,8 +907,9 @@ mod tests {
             medium(64).with_b_thread(true)
         );
         // Large M: B's own thread for 128x128 pipelined tiles only.
-        assert!(choose(4096, 7168, 16384, 132).b_thread);
-        assert!(choose(4096, 4096, 7168, 132).b_thread);
+        assert!(choose(1024, 7168, 16384, 132).b_thread);
+        assert!(choose(1024, 4096, 7168, 132).b_thread);
+        assert!(!choose(4096, 4096, 7168, 132).b_thread);
         assert!(!choose(4096, 2112, 7168, 132).b_thread);
         assert!(!choose(4096, 576, 7168, 132).b_thread);
         assert_eq!(choose(100, 7168, 2048, 132), medium(64));
@@ -862,10 +917,11 @@ mod tests {
         assert_eq!(choose(128, 32768, 512, 132), medium(128));
         // More than two waves even at 128 columns: 128 columns.
         assert_eq!(choose(128, 65536, 512, 132), medium(128));
-        // Large M, full waves: 128x192 where its waves times its column cost beat 128's.
+        // Large M, full waves, no 256x128 pairs (N not a multiple of 8): 128x192 where its
+        // waves times its column cost beat 128's.
         let wide = Fp8GemmConfig::new(128, WIDE_BLOCK_N);
-        assert_eq!(choose(4096, 24576, 1536, 132), wide);
-        assert_eq!(choose(4096, 32768, 512, 132), wide);
+        assert_eq!(choose(4096, 24572, 1536, 132), wide);
+        assert_eq!(choose(4096, 32764, 512, 132), wide);
         // not where the waves favour 128, nor beyond the measured K and M
         for (m, n, k) in [
             (4096, 7168, 2048),
@@ -882,23 +938,25 @@ mod tests {
             .into_iter()
             .filter(|&v| v != Fp8Variant::BF16_1D2D)
         {
-            assert_ne!(choose_for(v, 4096, 24576, 1536, 132), wide, "{v:?}");
+            assert_ne!(choose_for(v, 4096, 24572, 1536, 132), wide, "{v:?}");
         }
-        // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144).
+        // Large M: 128x128 unless the waves are much fuller (576 = 4 x 144) or 256x128
+        // pairs fill them as well (M ≥ 2048).
         assert_eq!(
-            choose(4096, 4096, 7168, 132),
+            choose(1024, 4096, 7168, 132),
             Fp8GemmConfig::new(128, 128)
                 .with_pipeline(true)
                 .with_b_thread(true)
                 .with_band(LONG_K_BAND)
         );
         // Wider bands only for those tiles of M > 128 and K ≥ LONG_K_BAND_MIN_K.
-        assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
-        assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
-        assert_eq!(choose(4096, 7168, LONG_K_BAND_MIN_K, 132).band, LONG_K_BAND);
-        let below = choose(4096, 7168, LONG_K_BAND_MIN_K - 1, 132);
+        assert_eq!(choose(1024, 8192, 8192, 132).band, LONG_K_BAND);
+        assert_eq!(choose(1024, 7168, 16384, 132).band, LONG_K_BAND);
+        assert_eq!(choose(1024, 7168, LONG_K_BAND_MIN_K, 132).band, LONG_K_BAND);
+        let below = choose(1024, 7168, LONG_K_BAND_MIN_K - 1, 132);
         assert_eq!((below.block_n, below.band), (128, DEFAULT_BAND));
-        assert_eq!(choose(4096, 7168, 2048, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(1024, 7168, 2048, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(8192, 8192, 8192, 132).band, DEFAULT_BAND);
         assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
         // M ≤ 128: a 128x128 pipelined tile at K ≥ 4096 keeps the default band.
         let medium_128 = choose(128, 32768, 4096, 132);
@@ -907,7 +965,7 @@ mod tests {
         // every variant (the band orders the tiles only)
         for v in Fp8Variant::all() {
             assert_eq!(
-                choose_for(v, 4096, 4096, 7168, 132).band,
+                choose_for(v, 1024, 4096, 7168, 132).band,
                 LONG_K_BAND,
                 "{v:?}"
             );
@@ -928,6 +986,46 @@ mod tests {
         };
         assert_eq!(choose_for(with_c, 4096, 2112, 7168, 132).block_n, 128);
         assert_eq!(choose_for(with_c, 4096, 576, 7168, 132).block_n, 144);
+    }
+
+    #[test]
+    fn large_m_takes_256_row_pairs_where_waves_allow() {
+        let tall = Fp8GemmConfig::new(256, 128).with_cluster(2);
+        // The measured shapes (thirteenth session), all faster with them.
+        for (m, n, k) in [
+            (4096, 24576, 1536),
+            (4096, 32768, 512),
+            (4096, 7168, 16384),
+            (4096, 4096, 7168),
+            (4096, 7168, 2048),
+            (8192, 8192, 8192),
+            (2048, 24576, 1536),
+            (2048, 8192, 8192),
+        ] {
+            assert_eq!(choose(m, n, k, 132), tall, "{m}x{n}x{k}");
+        }
+        // Not where their last wave is emptier (2048x7168x2048: 448 tiles, 3.4 waves; it
+        // measured 12 % slower), nor below the measured M and K, nor for an N the TMA-store
+        // epilogue cannot take, nor where a wider 128-row tile balances the waves.
+        assert_eq!(
+            choose(2048, 7168, 2048, 132),
+            Fp8GemmConfig::new(128, 128)
+                .with_pipeline(true)
+                .with_b_thread(true)
+        );
+        assert_eq!(choose(1024, 24576, 1536, 132).block_m, 128);
+        assert_eq!(choose(4096, 24576, 384, 132).block_m, 128);
+        assert_eq!(choose(4096, 24572, 1536, 132).block_m, 128);
+        assert_eq!(choose(4096, 2112, 7168, 132).block_n, 176);
+        // Fewer SMs (SCALEGEMM_NUM_SMS) change the waves: 66 SMs still fill them.
+        assert_eq!(choose(4096, 4096, 7168, 66), tall);
+        // Only BF16 1D2D: the others keep 128-row tiles.
+        for v in Fp8Variant::all()
+            .into_iter()
+            .filter(|&v| v != Fp8Variant::BF16_1D2D)
+        {
+            assert_eq!(choose_for(v, 4096, 4096, 7168, 132).block_m, 128, "{v:?}");
+        }
     }
 
     #[test]
