@@ -412,9 +412,9 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
 ///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
-///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048 takes 256×128 tiles as CTA pairs
-///   sharing A where their waves fill about as well ([`tall_pair_pays`]: 1–9 % faster on the
-///   measured M ≥ 2048 shapes, the most on the power-limited 4096×7168×16384); otherwise,
+///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048 and 512 ≤ K ≤ 7168 takes 256×128
+///   tiles as CTA pairs sharing A where their waves fill about as well ([`tall_pair_pays`]:
+///   2.4–4 % faster on the measured shapes); otherwise,
 ///   where K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
 ///   tile (split halves) when its waves times its measured cost per column
 ///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
@@ -544,36 +544,46 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
 }
 
 /// Smallest M for which [`choose`] gives the 256×128 CTA pairs ([`tall_pair_pays`]; measured
-/// at M = 2048, 4096 and 8192).
+/// at M = 2048 and 4096).
 pub const TALL_MIN_M: usize = 2048;
 
 /// Smallest K for which [`choose`] gives the 256×128 CTA pairs (4096×32768×512, the shortest
-/// measured, took them 1.6 % faster than 128×192).
+/// measured, took them 2.4 % faster than 128×192).
 pub const TALL_MIN_K: usize = 512;
+
+/// Longest K for which [`choose`] gives the 256×128 CTA pairs: with K of 8192 and more the
+/// GEMMs run long enough to sit at the card's power limit, and there, timed as
+/// `bench_fp8_gemm` times them (each repeat alternating with cuBLASLt's), the 128×128
+/// pipelined tiles with band 16 were 2.5–4 % faster (4096×7168×16384 805–811 µs against
+/// 824–833, 8192³ 911–921 against 949–950, three rounds; 2048×8192×8192 mixed), though
+/// in processes timing our kernel alone the pairs had led (thirteenth session).
+pub const TALL_MAX_K: usize = 7168;
 
 /// Least fraction of the 128×128 tiles' wave fill (tiles / (waves · SMs)) the 256×128 CTA
 /// pairs must reach for [`choose`] to take them: they have half as many tiles, so they lose
 /// where that leaves a last wave emptier (2048×7168×2048: 448 tiles in 3.4 waves, fill 0.85
-/// against 0.97 for 128×128, 54.9 µs against 48.9).
+/// against 0.97 for 128×128, 54.9 µs against 48.9 timing our kernel alone).
 pub const TALL_MIN_FILL_RATIO: f64 = 0.97;
 
 /// Whether [`choose`] gives an `m × n × k` GEMM over `sms` SMs 256×128 tiles as CTA pairs
 /// sharing A by TMA multicast (BLOCK_M 256: each math warpgroup computes 128 rows in two
 /// waves), where it would otherwise take 128 columns: BF16 1D2D with `n` a multiple of 8
 /// (the TMA-store epilogue; with direct stores the 256-row tiles ran 26 % slower, ninth
-/// session), M ≥ [`TALL_MIN_M`], K ≥ [`TALL_MIN_K`] and wave fill as
+/// session), M ≥ [`TALL_MIN_M`], [`TALL_MIN_K`] ≤ K ≤ [`TALL_MAX_K`] and wave fill as
 /// [`TALL_MIN_FILL_RATIO`] says. They read half the L2 bytes per FLOP of 128×128 (A shared
-/// by the pair, B by the 256 rows), which the power-limited long-K shapes turn into clock;
-/// DeepGEMM's cost model picks the same tile there. Measured on the H200
-/// (`benches/README.md`, thirteenth session: three or four rounds alternating with the
-/// previous choice in one call, µs, medians): 4096×24576×1536 246.0 against 248.6
-/// (128×192), 4096×32768×512 129.5 against 131.6 (128×192), 4096×4096×7168 180.4 against
-/// 182.4, 4096×7168×2048 95.5 against 96.3, 4096×7168×16384 745 against 816 and 8192³ 927
-/// against 942 (both power-limited, spread 5–10 %), 2048×24576×1536 124.0 against 126.5,
-/// 2048×8192×8192 206.1 against 211.4 (all before the k-loop's unrolling by two, which
-/// took 1.3–1.4 % more off the stable ones).
+/// by the pair, B by the 256 rows); DeepGEMM's cost model picks the same tile for these
+/// shapes. Measured on the H200 as `bench_fp8_gemm` times (`benches/README.md`, thirteenth
+/// session, two rounds with the tiles forced in rotated order, µs): 4096×24576×1536
+/// 241.3–247.1 against 248.8–257.2 (128×192), 4096×32768×512 130.3–130.4 against
+/// 133.5–133.6 (128×192), 4096×7168×2048 93.8 against 96.0–96.3 (128×128pb),
+/// 2048×24576×1536 122.3–122.4 against 127.3–127.4 (128×192), and in three rounds
+/// 4096×4096×7168 178.8–181.5 against 183.6–187.7 (128×128pb/16).
 fn tall_pair_pays(v: Fp8Variant, m: usize, n: usize, k: usize, sms: usize) -> bool {
-    if v != Fp8Variant::BF16_1D2D || m < TALL_MIN_M || k < TALL_MIN_K || n % 8 != 0 {
+    if v != Fp8Variant::BF16_1D2D
+        || m < TALL_MIN_M
+        || !(TALL_MIN_K..=TALL_MAX_K).contains(&k)
+        || n % 8 != 0
+    {
         return false;
     }
     let fill = |bm: usize, bn: usize| {
@@ -956,7 +966,10 @@ mod tests {
         let below = choose(1024, 7168, LONG_K_BAND_MIN_K - 1, 132);
         assert_eq!((below.block_n, below.band), (128, DEFAULT_BAND));
         assert_eq!(choose(1024, 7168, 2048, 132).band, DEFAULT_BAND);
-        assert_eq!(choose(8192, 8192, 8192, 132).band, DEFAULT_BAND);
+        assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
+        assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
+        // 256x128 pairs keep the default band (16 N-blocks: the band counts pairs).
+        assert_eq!(choose(4096, 4096, 7168, 132).band, DEFAULT_BAND);
         assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
         // M ≤ 128: a 128x128 pipelined tile at K ≥ 4096 keeps the default band.
         let medium_128 = choose(128, 32768, 4096, 132);
@@ -995,14 +1008,19 @@ mod tests {
         for (m, n, k) in [
             (4096, 24576, 1536),
             (4096, 32768, 512),
-            (4096, 7168, 16384),
             (4096, 4096, 7168),
             (4096, 7168, 2048),
-            (8192, 8192, 8192),
             (2048, 24576, 1536),
-            (2048, 8192, 8192),
         ] {
             assert_eq!(choose(m, n, k, 132), tall, "{m}x{n}x{k}");
+        }
+        // Not for the power-limited long K (K > 7168): 128x128 pipelined, band 16.
+        let long_k = Fp8GemmConfig::new(128, 128)
+            .with_pipeline(true)
+            .with_b_thread(true)
+            .with_band(LONG_K_BAND);
+        for (m, n, k) in [(4096, 7168, 16384), (8192, 8192, 8192), (2048, 8192, 8192)] {
+            assert_eq!(choose(m, n, k, 132), long_k, "{m}x{n}x{k}");
         }
         // Not where their last wave is emptier (2048x7168x2048: 448 tiles, 3.4 waves; it
         // measured 12 % slower), nor below the measured M and K, nor for an N the TMA-store
