@@ -414,7 +414,7 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
 ///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048 and 512 ≤ K ≤ 7168 takes 256×128
 ///   tiles as CTA pairs sharing A where their waves fill about as well ([`tall_pair_pays`]:
-///   2.4–4 % faster on the measured shapes); otherwise,
+///   2.3–4 % faster on the measured shapes); otherwise,
 ///   where K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
 ///   tile (split halves) when its waves times its measured cost per column
 ///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
