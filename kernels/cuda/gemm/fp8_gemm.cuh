@@ -79,14 +79,17 @@
 // B-scale blocks (1D2D) one tile can touch: 1 when BLOCK_N divides 128 (tiles never
 // straddle a 128-column boundary), else 2, or 3 above 128 columns (1D1D: unused, 1).
 #define SB_BLOCKS (SFB_TOKEN || 128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
+// The BF16 1D2D 256-row tiles (two waves per warpgroup), the variant measured and tuned
+// for them: early products (below) and a k-loop unrolled by two. Read after each wave's
+// wait, B's scale put a shared-load round trip between the wait and the promotion, twice
+// per k-block; an unrolled loop made the FP32-output and 1D1D 256-row kernels spill, and a
+// forced `unroll 1` changed the 64-row kernels' code, so elsewhere ptxas decides.
+#define TALL_BF16_1D2D (WAVES > 1 && !SFB_TOKEN && !OUT_F32)
 // 1D2D scale products formed when a stage is read (their latency overlaps the wgmma), not
-// after the wait: with PIPE, and for the 256-row tiles (two waves per warpgroup: read
-// after each wave's wait, B's scale put a shared-load round trip between the wait and the
-// promotion, twice per k-block), at most 128 columns, where the registers leave room
-// (holding them made 176/192-column tiles spill, and 144-column pipelined tiles too).
-#define EARLY_PRODUCTS ((PIPE || WAVES > 1) && BLOCK_N <= 128)
-// Unrolling of the k-loop without PIPE or HALVES_ON: by two for the 256-row tiles.
-#define KLOOP_UNROLL (WAVES > 1 ? 2 : 1)
+// after the wait: with PIPE and for TALL_BF16_1D2D, at most 128 columns, where the registers
+// leave room (holding them made 176/192-column tiles spill, and 144-column pipelined tiles
+// too).
+#define EARLY_PRODUCTS ((PIPE || TALL_BF16_1D2D) && BLOCK_N <= 128)
 // A's scales read only when promoting (not held while the next k-block's wgmma run): the
 // 144-column pipelined tile has three 72-register accumulator sets and no room for them.
 #define LATE_A_SCALES (PIPE && BLOCK_N > 128)
@@ -385,9 +388,11 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 s_cur = s_nxt;
             }
 #else
-            // Unrolled by two for the 256-row tiles (1.3–1.4 % faster on the M = 4096 shapes
-            // with stable times, benches/README.md, thirteenth session).
-#pragma unroll KLOOP_UNROLL
+            // Unrolled by two for the BF16 1D2D 256-row tiles (1.3–1.4 % faster on the
+            // M = 4096 shapes with stable times, benches/README.md, thirteenth session).
+#if TALL_BF16_1D2D
+#pragma unroll 2
+#endif
             for (u32 kb = 0; kb < num_kb; ++kb) {
                 const u32 s = ring.stage;
                 tr.wait(&full[s], ring.phase, kb == 0);

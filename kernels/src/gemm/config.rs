@@ -386,7 +386,8 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   36.5; split-K rows and K ≤ 2048 were 0.1–0.6 µs slower with it; nothing between 56
 ///   and 128 k-blocks was measured). The 128×128 pipelined tiles of larger M (the last
 ///   case below) have it too, whatever K (4096×4096×7168 191.3–192.2 → 187.7–188.5 µs,
-///   4096×24576×1536 264.3–265.0 → 261.3–262.4; measured at M = 4096 and 8192 only).
+///   4096×24576×1536 264.3–265.0 → 261.3–262.4, two shapes that now take 256×128 pairs;
+///   measured at M = 4096 and 8192 only).
 /// - Other M ≤ 64 (memory-bound): BLOCK_M 64; the smallest BLOCK_N whose tiles fit in one wave
 ///   if they fill 3/4 of it (1×24576×1536: 8.6 µs with 128 tiles of 64×192, 11.1 with
 ///   192 of 64×128); else BLOCK_N 128
@@ -412,16 +413,19 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   128×192, e.g. 4096×2112×7168 with 128×176 pairs 1221 → 1244–1246 TFLOPS; the rates
 ///   above were measured unsplit), and above [`PAIRED_ABOVE_BLOCK_N`] columns they run as
 ///   CTA pairs sharing A when the N-blocks pair up (4096×2112×7168: 128×176 pairs).
-///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048 and 512 ≤ K ≤ 7168 takes 256×128
-///   tiles as CTA pairs sharing A where their waves fill about as well ([`tall_pair_pays`]:
-///   2.3–4 % faster on the measured shapes); otherwise,
-///   where K ≤ 2048 and M ≥ 2048, a single 128×[`WIDE_BLOCK_N`]
-///   tile (split halves) when its waves times its measured cost per column
-///   ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; 4096×24576×1536 and
-///   4096×32768×512 take it, 3.5 % and 1.4 % faster; 4096×7168×2048 keeps 128×128).
+///   Where that keeps 128 columns, BF16 1D2D with M ≥ 2048, 512 ≤ K ≤ 7168, N a multiple of
+///   8 and an even number of 128-column N-blocks takes 256×128 tiles as CTA pairs sharing A
+///   where their waves fill about as well (`tall_pair_pays`: 2.3–4 % faster on the
+///   measured shapes, among them 4096×24576×1536, 4096×32768×512, 4096×4096×7168 and
+///   4096×7168×2048); otherwise, where K ≤ 2048 and M ≥ 2048, a single
+///   128×[`WIDE_BLOCK_N`] tile (split halves) when its waves times its measured cost per
+///   column ([`WIDE_COLUMN_COST`]) undercut 128's (BF16 1D2D only; measured on
+///   4096×24576×1536 and 4096×32768×512, 3.5 % and 1.4 % faster than 128×128, before the
+///   pairs took those shapes; 4096×7168×2048 kept 128×128).
 ///   The 128×128 pipelined tiles with K ≥ [`LONG_K_BAND_MIN_K`] rasterise in bands of
-///   [`LONG_K_BAND`] N-blocks instead of [`DEFAULT_BAND`] (less DRAM traffic; 4096×4096×7168
-///   184.0–184.9 → 180.3–181.6 µs, 4096×7168×16384 787–826 → 746–759).
+///   [`LONG_K_BAND`] N-blocks instead of [`DEFAULT_BAND`] (less DRAM traffic; 4096×4096×7168,
+///   which now takes the pairs, 184.0–184.9 → 180.3–181.6 µs, 4096×7168×16384 787–826 →
+///   746–759).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -459,7 +463,9 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // 787–826 → 746–759 (3 rounds), 8192³ median 967 → 926 (5 rounds, 831–979 against
     // 817–969). At K = 2048 (4096×7168×2048) band 8 was the fastest. Measured at M = 4096
     // and 8192 only; M between 129 and 4095, K between 2048 and 7168 and the other variants
-    // (the band only orders the tiles: their results are the same bits) were not.
+    // (the band only orders the tiles: their results are the same bits) were not; at
+    // 2048×8192×8192 band 8 measured faster (thirteenth session). 4096×4096×7168 now takes
+    // 256×128 pairs (BF16 1D2D), which keep the default band.
     if large_m_128 && k >= LONG_K_BAND_MIN_K {
         cfg.with_band(LONG_K_BAND)
     } else {
@@ -543,7 +549,7 @@ fn unsplit_tile(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32) -> Fp8Gem
     }
 }
 
-/// Smallest M for which [`choose`] gives the 256×128 CTA pairs ([`tall_pair_pays`]; measured
+/// Smallest M for which [`choose`] gives the 256×128 CTA pairs (`tall_pair_pays`; measured
 /// at M = 2048 and 4096).
 pub const TALL_MIN_M: usize = 2048;
 
@@ -567,10 +573,15 @@ pub const TALL_MIN_FILL_RATIO: f64 = 0.97;
 
 /// Whether [`choose`] gives an `m × n × k` GEMM over `sms` SMs 256×128 tiles as CTA pairs
 /// sharing A by TMA multicast (BLOCK_M 256: each math warpgroup computes 128 rows in two
-/// waves), where it would otherwise take 128 columns: BF16 1D2D with `n` a multiple of 8
+/// waves) where no wider 128-row tile balances the waves better (it is weighed before the
+/// 128×[`WIDE_BLOCK_N`] tile, and the caller checks that the N-blocks pair up): BF16 1D2D
+/// with `n` a multiple of 8
 /// (the TMA-store epilogue; with direct stores the 256-row tiles ran 26 % slower, ninth
 /// session), M ≥ [`TALL_MIN_M`], [`TALL_MIN_K`] ≤ K ≤ [`TALL_MAX_K`] and wave fill as
-/// [`TALL_MIN_FILL_RATIO`] says. They read half the L2 bytes per FLOP of 128×128 (A shared
+/// [`TALL_MIN_FILL_RATIO`] says (pairs counted over `sms / 2` clusters). A D whose address
+/// or row stride the TMA store cannot take still gets them, and stores directly: every tile
+/// is slow then (256×128 354 µs, 128×128 with direct stores 375–414, 4096×24576×1536, ninth
+/// and eighth sessions). They read half the L2 bytes per FLOP of 128×128 (A shared
 /// by the pair, B by the 256 rows); DeepGEMM's cost model picks the same tile for these
 /// shapes. Measured on the H200 as `bench_fp8_gemm` times (`benches/README.md`, thirteenth
 /// session, two rounds with the tiles forced in rotated order, µs): 4096×24576×1536
@@ -586,11 +597,13 @@ fn tall_pair_pays(v: Fp8Variant, m: usize, n: usize, k: usize, sms: usize) -> bo
     {
         return false;
     }
-    let fill = |bm: usize, bn: usize| {
-        let tiles = m.div_ceil(bm) * n.div_ceil(bn);
-        tiles as f64 / (tiles.div_ceil(sms) * sms) as f64
-    };
-    fill(256, 128) >= TALL_MIN_FILL_RATIO * fill(128, 128)
+    // Work units over the slots that take them: 128×128 tiles over the SMs, 256×128 pairs
+    // over the clusters (two SMs each).
+    let fill = |units: usize, slots: usize| units as f64 / (units.div_ceil(slots) * slots) as f64;
+    let pairs = (m.div_ceil(256) * n.div_ceil(128)).div_ceil(2);
+    sms >= 2
+        && fill(pairs, sms / 2)
+            >= TALL_MIN_FILL_RATIO * fill(m.div_ceil(128) * n.div_ceil(128), sms)
 }
 
 /// BLOCK_N of the wide 128-row tile [`choose`] weighs against 128×128 when neither fills
@@ -620,8 +633,9 @@ pub const WIDE_MIN_M: usize = 2048;
 
 /// Whether the 128×[`WIDE_BLOCK_N`] tile beats 128×128 on an `m × n × k` GEMM over `sms`
 /// SMs by [`WIDE_COLUMN_COST`]'s model, within the range it was measured in (BF16 1D2D,
-/// [`WIDE_MAX_K`], [`WIDE_MIN_M`]). Against the model's choice: 4096×24576×1536 253.3–253.9
-/// µs against 262.3–262.7 (wide), 4096×32768×512 140.6–140.7 against 142.5–142.7 (wide);
+/// [`WIDE_MAX_K`], [`WIDE_MIN_M`]). Against the model's choice (tenth session, before the
+/// 256×128 pairs took these shapes, `tall_pair_pays`): 4096×24576×1536 253.3–253.9 µs
+/// against 262.3–262.7 (wide), 4096×32768×512 140.6–140.7 against 142.5–142.7 (wide);
 /// 4096×7168×2048 101.2–101.3 against 98.8–99.1 (128×128 kept).
 fn wide_tile_pays(v: Fp8Variant, m: usize, n: usize, k: usize, sms: usize) -> bool {
     if v != Fp8Variant::BF16_1D2D || k > WIDE_MAX_K || m < WIDE_MIN_M {
@@ -934,14 +948,15 @@ mod tests {
         assert_eq!(choose(4096, 32764, 512, 132), wide);
         // not where the waves favour 128, nor beyond the measured K and M
         for (m, n, k) in [
-            (4096, 7168, 2048),
-            (4096, 7168, 16384),
+            (4096, 7164, 2048),
+            (4096, 7164, 16384),
             (8192, 8192, 8192),
-            (4096, 24576, 2176),
+            (4096, 24572, 2176),
             (1024, 24576, 1536),
             (256, 7168, 7168),
         ] {
-            assert_eq!(choose(m, n, k, 132).block_n, 128, "{m}x{n}x{k}");
+            let c = choose(m, n, k, 132);
+            assert_eq!((c.block_m, c.block_n), (128, 128), "{m}x{n}x{k}");
         }
         // only for the variant measured
         for v in Fp8Variant::all()
@@ -1035,8 +1050,24 @@ mod tests {
         assert_eq!(choose(4096, 24576, 384, 132).block_m, 128);
         assert_eq!(choose(4096, 24572, 1536, 132).block_m, 128);
         assert_eq!(choose(4096, 2112, 7168, 132).block_n, 176);
-        // Fewer SMs (SCALEGEMM_NUM_SMS) change the waves: 66 SMs still fill them.
+        // An odd number of N-blocks cannot pair (3968 = 31 x 128).
+        assert_eq!(choose(4096, 3968, 1536, 132).block_m, 128);
+        // The bounds, exactly: M ≥ 2048, 512 ≤ K ≤ 7168.
+        assert_eq!(choose(2047, 24576, 1536, 132).block_m, 128);
+        assert_eq!(choose(4096, 32768, 511, 132).block_m, 128);
+        assert_eq!(choose(4096, 4096, 7169, 132).block_m, 128);
+        // The fill rule at its edge: 7936x8192 fills 0.969 of 128x128's waves, 2304x30208
+        // 0.971.
+        assert_eq!(choose(7936, 8192, 2048, 132).block_m, 128);
+        assert_eq!(choose(2304, 30208, 2048, 132), tall);
+        // Fewer SMs (SCALEGEMM_NUM_SMS) change the waves, pairs filling clusters of two:
+        // 66 SMs still fill them at 4096x4096; at 2048x8192 132 SMs do (64 pairs on 66
+        // clusters against 4 x 132 tiles of 128x128), 100 do not (64 on 50 clusters).
         assert_eq!(choose(4096, 4096, 7168, 66), tall);
+        assert_eq!(choose(2048, 8192, 2048, 132), tall);
+        assert_eq!(choose(2048, 8192, 2048, 100).block_m, 128);
+        assert_eq!(choose(4096, 4096, 7168, 2), tall);
+        assert_eq!(choose(4096, 4096, 7168, 1).block_m, 128);
         // Only BF16 1D2D: the others keep 128-row tiles.
         for v in Fp8Variant::all()
             .into_iter()
