@@ -1233,7 +1233,8 @@ fn gcd(a: usize, b: usize) -> usize {
 /// The configurations the other variants run: both BLOCK_M, BLOCK_N small, odd (not a
 /// power of two) and large (16, 48, 112, 128, 144, 192), CTA pairs, pipelined promotion
 /// (single and paired; 128×144p with A's scales read late, which 1D1D runs only when forced),
-/// split-K (64-row, 128-row pipelined).
+/// split-K (64-row, 128-row pipelined), and 256-row tiles (single and paired; the heuristic
+/// picks them for BF16 1D2D only, so these variants run them only when forced).
 pub const CONFIG_SUBSET: &[&str] = &[
     "64x16",
     "64x112p",
@@ -1251,6 +1252,8 @@ pub const CONFIG_SUBSET: &[&str] = &[
     "64x32k3",
     "128x64pk4",
     "128x144pk4",
+    "256x128",
+    "256x128c2",
 ];
 
 /// Parses `names`, each of which must be one of `all_configs()` (what the compile gate covers).
