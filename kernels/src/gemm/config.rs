@@ -425,7 +425,8 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   The 128×128 pipelined tiles with K ≥ [`LONG_K_BAND_MIN_K`] rasterise in bands of
 ///   [`LONG_K_BAND`] N-blocks instead of [`DEFAULT_BAND`] (less DRAM traffic; 4096×4096×7168,
 ///   which now takes the pairs, 184.0–184.9 → 180.3–181.6 µs, 4096×7168×16384 787–826 →
-///   746–759).
+///   746–759), and the 256×128 pairs with K ≤ [`SHORT_K_PAIR_BAND_MAX_K`] in bands of
+///   [`SHORT_K_PAIR_BAND`] pairs (0.2–0.8 % faster).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -465,13 +466,31 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // and 8192 only; M between 129 and 4095, K between 2048 and 7168 and the other variants
     // (the band only orders the tiles: their results are the same bits) were not; at
     // 2048×8192×8192 band 8 measured faster (thirteenth session). 4096×4096×7168 now takes
-    // 256×128 pairs (BF16 1D2D), which keep the default band.
+    // 256×128 pairs (BF16 1D2D), which keep the default band but for short K
+    // (`SHORT_K_PAIR_BAND`).
+    let pairs_256 = cfg.block_m == 256 && cfg.cluster == 2;
     if large_m_128 && k >= LONG_K_BAND_MIN_K {
         cfg.with_band(LONG_K_BAND)
+    } else if pairs_256 && k <= SHORT_K_PAIR_BAND_MAX_K {
+        cfg.with_band(SHORT_K_PAIR_BAND)
     } else {
         cfg
     }
 }
+
+/// Rasterisation band (in CTA pairs, each two N-blocks) of [`choose_unsplit_for`]'s 256×128
+/// pairs with K ≤ [`SHORT_K_PAIR_BAND_MAX_K`] (else [`DEFAULT_BAND`]). At M = 4096 a band of
+/// 4 pairs × 16 M-blocks is about one wave of 66 clusters. Measured on the H200
+/// (`benches/README.md`, fourteenth session; one tile per `bench_fp8_gemm --only-ours`
+/// process, 8 alternating rounds, µs, band 4 against 8): 4096×24576×1536 241.7–242.5 against
+/// 243.7–244.7, 4096×7168×2048 94.2–95.0 against 94.9–95.4, 4096×32768×512 131.1–132.0
+/// against 131.5–132.2, 2048×24576×1536 122.8–123.7 against 123.2–123.6; at K = 7168
+/// (4096×4096×7168) band 8 was faster, 179.7–180.5 against 181.4–182.5.
+pub const SHORT_K_PAIR_BAND: u32 = 4;
+
+/// Longest K given the [`SHORT_K_PAIR_BAND`] (elements; 2048 the longest measured faster
+/// with it, 7168 the next measured, slower).
+pub const SHORT_K_PAIR_BAND_MAX_K: usize = 2048;
 
 /// N-blocks per rasterisation band of [`choose_unsplit_for`]'s 128×128 tiles of large M with
 /// K ≥ [`LONG_K_BAND_MIN_K`] (else [`DEFAULT_BAND`]).
@@ -983,8 +1002,36 @@ mod tests {
         assert_eq!(choose(1024, 7168, 2048, 132).band, DEFAULT_BAND);
         assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
         assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
-        // 256x128 pairs keep the default band (16 N-blocks: the band counts pairs).
+        // 256x128 pairs keep the default band (16 N-blocks: the band counts pairs), but for
+        // K ≤ SHORT_K_PAIR_BAND_MAX_K.
         assert_eq!(choose(4096, 4096, 7168, 132).band, DEFAULT_BAND);
+        for (m, n, k) in [
+            (4096, 24576, 1536),
+            (4096, 32768, TALL_MIN_K),
+            (2048, 24576, 1536),
+            (4096, 7168, SHORT_K_PAIR_BAND_MAX_K),
+        ] {
+            let c = choose(m, n, k, 132);
+            assert_eq!(
+                (c.block_m, c.cluster, c.band),
+                (256, 2, SHORT_K_PAIR_BAND),
+                "{m}x{n}x{k}"
+            );
+        }
+        let above = choose(4096, 7168, SHORT_K_PAIR_BAND_MAX_K + 1, 132);
+        assert_eq!(
+            (above.block_m, above.cluster, above.band),
+            (256, 2, DEFAULT_BAND)
+        );
+        // Other variants do not take the pairs, nor the short-K pair band.
+        for v in Fp8Variant::all() {
+            let c = choose_for(v, 4096, 24576, 1536, 132);
+            assert_eq!(
+                c.band == SHORT_K_PAIR_BAND,
+                v == Fp8Variant::BF16_1D2D,
+                "{v:?}"
+            );
+        }
         assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
         // M ≤ 128: a 128x128 pipelined tile at K ≥ 4096 keeps the default band.
         let medium_128 = choose(128, 32768, 4096, 132);
@@ -1027,7 +1074,12 @@ mod tests {
             (4096, 7168, 2048),
             (2048, 24576, 1536),
         ] {
-            assert_eq!(choose(m, n, k, 132), tall, "{m}x{n}x{k}");
+            let band = if k <= SHORT_K_PAIR_BAND_MAX_K {
+                SHORT_K_PAIR_BAND
+            } else {
+                DEFAULT_BAND
+            };
+            assert_eq!(choose(m, n, k, 132), tall.with_band(band), "{m}x{n}x{k}");
         }
         // Not for the power-limited long K (K > 7168): 128x128 pipelined, band 16.
         let long_k = Fp8GemmConfig::new(128, 128)
@@ -1059,12 +1111,18 @@ mod tests {
         // The fill rule at its edge: 7936x8192 fills 0.969 of 128x128's waves, 2304x30208
         // 0.971.
         assert_eq!(choose(7936, 8192, 2048, 132).block_m, 128);
-        assert_eq!(choose(2304, 30208, 2048, 132), tall);
+        assert_eq!(
+            choose(2304, 30208, 2048, 132),
+            tall.with_band(SHORT_K_PAIR_BAND)
+        );
         // Fewer SMs (SCALEGEMM_NUM_SMS) change the waves, pairs filling clusters of two:
         // 66 SMs still fill them at 4096x4096; at 2048x8192 132 SMs do (64 pairs on 66
         // clusters against 4 x 132 tiles of 128x128), 100 do not (64 on 50 clusters).
         assert_eq!(choose(4096, 4096, 7168, 66), tall);
-        assert_eq!(choose(2048, 8192, 2048, 132), tall);
+        assert_eq!(
+            choose(2048, 8192, 2048, 132),
+            tall.with_band(SHORT_K_PAIR_BAND)
+        );
         assert_eq!(choose(2048, 8192, 2048, 100).block_m, 128);
         assert_eq!(choose(4096, 4096, 7168, 2), tall);
         assert_eq!(choose(4096, 4096, 7168, 1).block_m, 128);
