@@ -426,7 +426,8 @@ impl std::str::FromStr for Fp8GemmConfig {
 ///   [`LONG_K_BAND`] N-blocks instead of [`DEFAULT_BAND`] (less DRAM traffic; 4096×4096×7168,
 ///   which now takes the pairs, 184.0–184.9 → 180.3–181.6 µs, 4096×7168×16384 787–826 →
 ///   746–759), and the 256×128 pairs with K ≤ [`SHORT_K_PAIR_BAND_MAX_K`] in bands of
-///   [`SHORT_K_PAIR_BAND`] pairs (0.2–0.8 % faster).
+///   [`SHORT_K_PAIR_BAND`] pairs (0.1–0.9 % faster at M = 4096; 2048×24576×1536 within
+///   noise).
 ///
 /// For the BF16 1D2D variant; [`choose_for`] gives the others.
 pub fn choose(m: usize, n: usize, k: usize, sms: u32) -> Fp8GemmConfig {
@@ -462,12 +463,13 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // did not improve (181.3 → 183.1, 849.5 → 838.8, 740.6 → 749.1 µs). Timed in alternating
     // processes: 4096×4096×7168 184.0–184.9 → 180.3–181.6 µs (8 rounds), 4096×7168×16384
     // 787–826 → 746–759 (3 rounds), 8192³ median 967 → 926 (5 rounds, 831–979 against
-    // 817–969). At K = 2048 (4096×7168×2048) band 8 was the fastest. Measured at M = 4096
+    // 817–969). At K = 2048 (4096×7168×2048) band 8 was the fastest for the 128×128pb
+    // tiles that shape then took. Measured at M = 4096
     // and 8192 only; M between 129 and 4095, K between 2048 and 7168 and the other variants
     // (the band only orders the tiles: their results are the same bits) were not; at
     // 2048×8192×8192 band 8 measured faster (thirteenth session). 4096×4096×7168 now takes
-    // 256×128 pairs (BF16 1D2D), which keep the default band but for short K
-    // (`SHORT_K_PAIR_BAND`).
+    // 256×128 pairs (BF16 1D2D), which keep the default band except with K ≤
+    // `SHORT_K_PAIR_BAND_MAX_K` (`SHORT_K_PAIR_BAND`).
     let pairs_256 = cfg.block_m == 256 && cfg.cluster == 2;
     if large_m_128 && k >= LONG_K_BAND_MIN_K {
         cfg.with_band(LONG_K_BAND)
@@ -484,8 +486,10 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
 /// (`benches/README.md`, fourteenth session; one tile per `bench_fp8_gemm --only-ours`
 /// process, 8 alternating rounds, µs, band 4 against 8): 4096×24576×1536 241.7–242.5 against
 /// 243.7–244.7, 4096×7168×2048 94.2–95.0 against 94.9–95.4, 4096×32768×512 131.1–132.0
-/// against 131.5–132.2, 2048×24576×1536 122.8–123.7 against 123.2–123.6; at K = 7168
-/// (4096×4096×7168) band 8 was faster, 179.7–180.5 against 181.4–182.5.
+/// against 131.5–132.2, 2048×24576×1536 122.8–123.7 against 123.2–123.6 (within noise); at
+/// K = 7168 (4096×4096×7168) band 8 was faster, 179.7–180.5 against 181.4–182.5. Measured
+/// at M = 2048 and 4096 on 132 SMs only (at M = 8192 a band of 4 pairs is about two waves,
+/// at M = 2048 half of one); K between 2048 and 7168 was not measured.
 pub const SHORT_K_PAIR_BAND: u32 = 4;
 
 /// Longest K given the [`SHORT_K_PAIR_BAND`] (elements; 2048 the longest measured faster
@@ -1018,19 +1022,23 @@ mod tests {
                 "{m}x{n}x{k}"
             );
         }
-        let above = choose(4096, 7168, SHORT_K_PAIR_BAND_MAX_K + 1, 132);
-        assert_eq!(
-            (above.block_m, above.cluster, above.band),
-            (256, 2, DEFAULT_BAND)
-        );
+        // The measured edge, in literals: K = 2048 takes band 4, K = 2049 and 4096 band 8.
+        assert_eq!(SHORT_K_PAIR_BAND_MAX_K, 2048);
+        assert_eq!(choose(4096, 7168, 2048, 132).band, 4);
+        for k in [2049, 4096] {
+            let above = choose(4096, 7168, k, 132);
+            assert_eq!(
+                (above.block_m, above.cluster, above.band),
+                (256, 2, 8),
+                "K = {k}"
+            );
+        }
         // Other variants do not take the pairs, nor the short-K pair band.
         for v in Fp8Variant::all() {
             let c = choose_for(v, 4096, 24576, 1536, 132);
-            assert_eq!(
-                c.band == SHORT_K_PAIR_BAND,
-                v == Fp8Variant::BF16_1D2D,
-                "{v:?}"
-            );
+            let bf16 = v == Fp8Variant::BF16_1D2D;
+            assert_eq!(c.band == SHORT_K_PAIR_BAND, bf16, "{v:?}");
+            assert_eq!(c.block_m == 256, bf16, "{v:?}");
         }
         assert_eq!(choose(4096, 2112, 7168, 132).band, DEFAULT_BAND);
         // M ≤ 128: a 128x128 pipelined tile at K ≥ 4096 keeps the default band.

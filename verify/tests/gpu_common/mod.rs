@@ -1050,19 +1050,31 @@ pub fn run_case(case: &Case) -> TestResult {
 /// `cfgs` on awkward shapes for variant `v`: 200×333×400 (ldd 336, a separate C with ldc
 /// 340) for single CTAs; for CTA pairs (which need an even number of N-blocks)
 /// 200×(6·BLOCK_N−5)×400 (ldd = ldc = N, odd), so the last tile of the last pair is partial.
+/// 256-row tiles get M = 333 instead of 200: a full M-block and a partial second one.
 fn configs_on_awkward_shapes(v: Variant, cfgs: &[Fp8GemmConfig]) -> TestResult {
     let dev = dev()?;
-    let single = Case::of(v, 200, 333, 400)
-        .with(|c| c.ldd = 336, "all configs")
-        .ldc(340);
-    let p1 = problem(&single)?;
-    let u1 = upload(dev, &p1)?;
+    let m_for = |cfg: &Fp8GemmConfig| if cfg.block_m == 256 { 333 } else { 200 };
+    let mut singles = Vec::new();
+    for m in [200, 333] {
+        if cfgs.iter().any(|c| c.cluster == 1 && m_for(c) == m) {
+            let case = Case::of(v, m, 333, 400)
+                .with(|c| c.ldd = 336, "all configs")
+                .ldc(340);
+            let p = problem(&case)?;
+            let u = upload(dev, &p)?;
+            singles.push((m, p, u));
+        }
+    }
     for &cfg in cfgs {
         if cfg.cluster == 1 {
-            let d = run_gpu(dev, &p1, &u1, Some(cfg)).map_err(|e| format!("{cfg:?}: {e}"))?;
-            check(&p1, &d, cfg.splits_for(p1.case.k)).map_err(|e| format!("{cfg:?}: {e}"))?;
+            let (_, p1, u1) = singles
+                .iter()
+                .find(|(m, _, _)| *m == m_for(&cfg))
+                .ok_or("no problem for this M")?;
+            let d = run_gpu(dev, p1, u1, Some(cfg)).map_err(|e| format!("{cfg:?}: {e}"))?;
+            check(p1, &d, cfg.splits_for(p1.case.k)).map_err(|e| format!("{cfg:?}: {e}"))?;
         } else {
-            let case = Case::of(v, 200, 6 * cfg.block_n as usize - 5, 400);
+            let case = Case::of(v, m_for(&cfg), 6 * cfg.block_n as usize - 5, 400);
             let p = problem(&case)?;
             let u = upload(dev, &p)?;
             let d = run_gpu(dev, &p, &u, Some(cfg))
@@ -1230,11 +1242,12 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// The configurations the other variants run: both BLOCK_M, BLOCK_N small, odd (not a
-/// power of two) and large (16, 48, 112, 128, 144, 192), CTA pairs, pipelined promotion
-/// (single and paired; 128×144p with A's scales read late, which 1D1D runs only when forced),
-/// split-K (64-row, 128-row pipelined), and 256-row tiles (single and paired; the heuristic
-/// picks them for BF16 1D2D only, so these variants run them only when forced).
+/// The configurations the other variants run: every BLOCK_M (64, 128, 256), BLOCK_N small,
+/// odd (not a power of two) and large (16, 48, 112, 128, 144, 192), CTA pairs, pipelined
+/// promotion (single and paired; 128×144p with A's scales read late, which 1D1D runs only
+/// when forced), split-K (64-row, 128-row pipelined), and 256×128 tiles, single and paired
+/// (the heuristic picks 256x128c2 for BF16 1D2D only and never 256x128, so these variants run
+/// them only when forced; [`configs_on_awkward_shapes`] gives 256-row tiles two M-blocks).
 pub const CONFIG_SUBSET: &[&str] = &[
     "64x16",
     "64x112p",
