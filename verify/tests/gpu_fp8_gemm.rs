@@ -41,8 +41,9 @@
 //!
 //! Besides the cases: every kernel configuration (pipelined, split-K and `b` ones included) for
 //! the default variant, a subset of 18 (BLOCK_M 64, 128 and 256; BLOCK_N 16…192; CTA pairs;
-//! pipelined; split-K) for each other variant, split-K launches in a row sharing the workspace, typed
-//! errors, a call from a new thread with no current context, and the GPU scale transform.
+//! pipelined; split-K) for each other variant, split-K launches in a row sharing the
+//! workspace, typed errors, a call from a new thread with no current context, and the GPU
+//! scale transform.
 
 mod gpu_common;
 

@@ -464,12 +464,11 @@ pub fn choose_unsplit_for(v: Fp8Variant, m: usize, n: usize, k: usize, sms: u32)
     // processes: 4096×4096×7168 184.0–184.9 → 180.3–181.6 µs (8 rounds), 4096×7168×16384
     // 787–826 → 746–759 (3 rounds), 8192³ median 967 → 926 (5 rounds, 831–979 against
     // 817–969). At K = 2048 (4096×7168×2048) band 8 was the fastest for the 128×128pb
-    // tiles that shape then took. Measured at M = 4096
-    // and 8192 only; M between 129 and 4095, K between 2048 and 7168 and the other variants
-    // (the band only orders the tiles: their results are the same bits) were not; at
-    // 2048×8192×8192 band 8 measured faster (thirteenth session). 4096×4096×7168 now takes
-    // 256×128 pairs (BF16 1D2D), which keep the default band except with K ≤
-    // `SHORT_K_PAIR_BAND_MAX_K` (`SHORT_K_PAIR_BAND`).
+    // tiles that shape then took. Measured at M = 4096 and 8192 only; M between 129 and
+    // 4095, K between 2048 and 7168 and the other variants (the band only orders the tiles:
+    // their results are the same bits) were not; at 2048×8192×8192 band 8 measured faster
+    // (thirteenth session). 4096×4096×7168 now takes 256×128 pairs (BF16 1D2D), which keep
+    // the default band except with K ≤ `SHORT_K_PAIR_BAND_MAX_K` (`SHORT_K_PAIR_BAND`).
     let pairs_256 = cfg.block_m == 256 && cfg.cluster == 2;
     if large_m_128 && k >= LONG_K_BAND_MIN_K {
         cfg.with_band(LONG_K_BAND)
@@ -1006,8 +1005,8 @@ mod tests {
         assert_eq!(choose(1024, 7168, 2048, 132).band, DEFAULT_BAND);
         assert_eq!(choose(8192, 8192, 8192, 132).band, LONG_K_BAND);
         assert_eq!(choose(4096, 7168, 16384, 132).band, LONG_K_BAND);
-        // 256x128 pairs keep the default band (16 N-blocks: the band counts pairs), but for
-        // K ≤ SHORT_K_PAIR_BAND_MAX_K.
+        // 256x128 pairs keep the default band (16 N-blocks: the band counts pairs) except
+        // with K ≤ SHORT_K_PAIR_BAND_MAX_K.
         assert_eq!(choose(4096, 4096, 7168, 132).band, DEFAULT_BAND);
         for (m, n, k) in [
             (4096, 24576, 1536),
