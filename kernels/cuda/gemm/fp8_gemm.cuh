@@ -80,7 +80,7 @@
 // straddle a 128-column boundary), else 2, or 3 above 128 columns (1D1D: unused, 1).
 #define SB_BLOCKS (SFB_TOKEN || 128 % BLOCK_N == 0 ? 1 : (BLOCK_N <= 128 ? 2 : 3))
 // The BF16 1D2D 256-row tiles (two waves per warpgroup), the variant measured and tuned
-// for them: early products (below) and a k-loop unrolled by two. Read after each wave's
+// for them: early products (below) and a k-loop unrolled by four. Read after each wave's
 // wait, B's scale put a shared-load round trip between the wait and the promotion, twice
 // per k-block; an unrolled loop made the FP32-output and 1D1D 256-row kernels spill, and a
 // forced `unroll 1` changed the 64-row kernels' code, so elsewhere ptxas decides.
@@ -388,10 +388,14 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
                 s_cur = s_nxt;
             }
 #else
-            // Unrolled by two for the BF16 1D2D 256-row tiles (1.3–1.4 % faster on the
-            // M = 4096 shapes with stable times, benches/README.md, thirteenth session).
+            // Unrolled by four for the BF16 1D2D 256-row tiles: by two was 1.3–1.4 % faster than
+            // not unrolled on the M = 4096 shapes (thirteenth session), by four 0.5–1.7 % faster
+            // again; by eight helped only K ≥ 2048 and took up to 12 s to compile (256×112;
+            // benches/README.md, fifteenth session). The loop head's full-barrier wait comes
+            // after the last wave's promotion, where its latency is exposed; the other
+            // iterations' waits are scheduled among the promotion's FFMA.
 #if TALL_BF16_1D2D
-#pragma unroll 2
+#pragma unroll 4
 #endif
             for (u32 kb = 0; kb < num_kb; ++kb) {
                 const u32 s = ring.stage;
