@@ -390,7 +390,7 @@ SG_DEVICE void math_warpgroups(u8* smem, u64* full, u64* empty, TileScheduler& s
 #else
             // Unrolled by four for the BF16 1D2D 256-row tiles: by two was 1.3–1.4 % faster than
             // not unrolled on the M = 4096 shapes (thirteenth session), by four 0.5–1.7 % faster
-            // again; by eight helped only K ≥ 2048 and took up to 12 s to compile (256×112;
+            // again; by eight beat four only at K ≥ 2048 and took up to 12 s to compile (256×112;
             // benches/README.md, fifteenth session). The loop head's full-barrier wait comes
             // after the last wave's promotion, where its latency is exposed; the other
             // iterations' waits are scheduled among the promotion's FFMA.
